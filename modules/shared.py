@@ -1,0 +1,91 @@
+"""The state that is global in A1111 is global here too, in this one place (A1111: modules.shared)."""
+import os
+
+from modules import shared_cmd_options, options, shared_options, shared_state, devices, paths_internal
+
+cmd_opts = shared_cmd_options.cmd_opts
+parser = shared_cmd_options.parser
+
+options_templates = shared_options.options_templates
+OptionInfo = options.OptionInfo
+OptionHTML = options.OptionHTML
+options_section = options.options_section
+restricted_opts = shared_options.restricted_opts
+
+opts = options.Options(options_templates, restricted_opts)
+config_filename = cmd_opts.ui_settings_file
+state = shared_state.State()
+
+devices.configure(cmd_opts)
+device = devices.device
+weight_load_location = None
+
+sd_model = None            # set by modules.sd_models.load_model
+sd_upscalers = []          # filled by modules.modelloader.load_upscalers
+face_restorers = []
+prompt_styles = None       # modules.styles.StyleDatabase, created at startup
+hypernetworks = {}
+loaded_hypernetworks = []
+total_tqdm = None
+mem_mon = None
+demo = None                # the Gradio Blocks, once built
+interrogator = None
+sd_vae = None              # name of the VAE in use, if a separate one was loaded
+
+hide_dirs = {"visible": not cmd_opts.hide_ui_dir_config}
+
+models_path = paths_internal.models_path
+script_path = paths_internal.script_path
+data_path = paths_internal.data_path
+
+xformers_available = False
+natural_sort_key = None
+
+
+def reload_hypernetworks():
+    pass
+
+
+def walk_files(path, allowed_extensions=None):
+    """Every file under `path` (sorted), optionally only those with the given extensions."""
+    if not os.path.exists(path):
+        return
+    if allowed_extensions is not None:
+        allowed_extensions = set(allowed_extensions)
+    items = list(os.walk(path, followlinks=True))
+    items = sorted(items, key=lambda x: natural_sort_key_fn(x[0]))
+    for root, _, files in items:
+        for filename in sorted(files, key=natural_sort_key_fn):
+            if allowed_extensions is not None:
+                _, ext = os.path.splitext(filename)
+                if ext.lower() not in allowed_extensions:
+                    continue
+            if not getattr(opts, "list_hidden_files", True) and ("/." in root or "\\." in root):
+                continue
+            yield os.path.join(root, filename)
+
+
+def natural_sort_key_fn(s, regex=None):
+    import re
+    regex = regex or re.compile(r"([0-9]+)")
+    return [int(text) if text.isdigit() else text.lower() for text in regex.split(s)]
+
+
+natural_sort_key = natural_sort_key_fn
+
+
+def listfiles(dirname):
+    filenames = [os.path.join(dirname, x) for x in sorted(os.listdir(dirname), key=natural_sort_key_fn) if not x.startswith(".")]
+    return [file for file in filenames if os.path.isfile(file)]
+
+
+def html_path(filename):
+    return os.path.join(script_path, "html", filename)
+
+
+def html(filename):
+    path = html_path(filename)
+    if os.path.exists(path):
+        with open(path, encoding="utf8") as file:
+            return file.read()
+    return ""
