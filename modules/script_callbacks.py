@@ -122,8 +122,6 @@ def _extension_for_file(filename):
 
 
 def add_callback(callbacks, fun, *, name=None, category="unknown", filename=None):
-    if not callable(fun):
-        raise TypeError(f"callback for {category} must be callable, got {type(fun).__name__}")
     if filename is None:
         filename = _caller_filename()
 
@@ -327,6 +325,8 @@ def remove_callbacks_for_function(callback_func):
 
 
 def _register(category, callback, name):
+    if not callable(callback):
+        raise TypeError(f"on_{category}: the callback must be callable, got {type(callback).__name__}")
     add_callback(callback_map["callbacks_" + category], callback, name=name, category=category)
 
 
