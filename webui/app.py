@@ -1,0 +1,138 @@
+"""Starts the web UI: engine start-up, page build, Gradio launch, extension hooks, then waits for commands."""
+import os
+import sys
+import time
+
+_start_time = time.perf_counter()
+
+
+def gradio_auth_credentials(cmd_opts):
+    """--gradio-auth "u:p,u2:p2" and --gradio-auth-path FILE (same format, lines or commas) -> [(u, p), ...]."""
+    entries = []
+    if cmd_opts.gradio_auth:
+        entries += cmd_opts.gradio_auth.strip('"').replace("\n", ",").split(",")
+    if cmd_opts.gradio_auth_path:
+        with open(cmd_opts.gradio_auth_path, "r", encoding="utf8") as file:
+            for line in file.readlines():
+                entries += line.strip().split(",")
+    credentials = []
+    for entry in entries:
+        entry = entry.strip()
+        if not entry:
+            continue
+        if ":" not in entry:
+            raise SystemExit(f"--gradio-auth entry {entry!r} is not in the form user:password")
+        user, password = entry.split(":", 1)
+        credentials.append((user, password))
+    return credentials or None
+
+
+def server_name(cmd_opts):
+    if cmd_opts.server_name:
+        return cmd_opts.server_name
+    return "0.0.0.0" if cmd_opts.listen else "127.0.0.1"
+
+
+def _launch(demo, cmd_opts, share):
+    from modules import shared
+    from webui import page_assets
+    return demo.launch(
+        share=share,
+        server_name=server_name(cmd_opts),
+        server_port=cmd_opts.port or 7860,
+        ssl_keyfile=cmd_opts.tls_keyfile,
+        ssl_certfile=cmd_opts.tls_certfile,
+        debug=cmd_opts.gradio_debug,
+        auth=gradio_auth_credentials(cmd_opts),
+        inbrowser=cmd_opts.autolaunch,
+        prevent_thread_lock=True,
+        allowed_paths=cmd_opts.gradio_allowed_path,
+        root_path=f"/{cmd_opts.subpath}" if cmd_opts.subpath else None,
+        app_kwargs={"docs_url": "/docs", "redoc_url": "/redoc"},
+        css=page_assets.page_css(),
+        head=page_assets.head_html(),
+        footer_links=["api", "settings"],
+        quiet=False,
+        ssr_mode=False,
+    )
+
+
+def launch_demo(demo, cmd_opts):
+    """Launch; if a --share link cannot be made (closed network), say so and keep serving locally."""
+    if not cmd_opts.share:
+        return _launch(demo, cmd_opts, share=False)
+    try:
+        result = _launch(demo, cmd_opts, share=True)
+        if not getattr(demo, "share_url", None):
+            print("Could not create a public --share link (is the network closed?); the UI is served locally only.", flush=True)
+        return result
+    except Exception as e:
+        print(f"Could not create a public --share link ({type(e).__name__}: {e}); serving locally only.", flush=True)
+        try:
+            demo.close()
+        except Exception:
+            pass
+        return _launch(demo, cmd_opts, share=False)
+
+
+def build_and_launch():
+    from modules import shared
+    try:
+        from modules import script_callbacks
+    except ImportError:
+        script_callbacks = None
+    if script_callbacks is not None:
+        script_callbacks.before_ui_callback()
+    from webui import ui
+    demo = ui.create_ui()
+    shared.demo = demo
+    demo.queue(default_concurrency_limit=64)
+    app, local_url, share_url = launch_demo(demo, shared.cmd_opts)
+    try:
+        from webui import api_routes
+        api_routes.add_routes(app)
+    except ImportError:
+        pass
+    if script_callbacks is not None:
+        script_callbacks.app_started_callback(demo, app)
+    return demo, app
+
+
+def webui():
+    from modules import shared
+    try:
+        from modules import gradio_compat
+        gradio_compat.apply()
+    except ImportError:
+        pass
+    from modules import initialize
+    initialize.initialize(load_model_in_background=True)
+
+    while True:
+        demo, app = build_and_launch()
+        print(f"Startup time: {time.perf_counter() - _start_time:.1f}s; open http://{server_name(shared.cmd_opts)}:{shared.cmd_opts.port or 7860}", flush=True)
+        command = None
+        try:
+            while command is None:
+                command = shared.state.wait_for_server_command(timeout=5)
+        except KeyboardInterrupt:
+            print("Caught KeyboardInterrupt, stopping...")
+            command = "stop"
+        if command == "stop":
+            demo.close()
+            return
+        # "restart": Reload UI rebuilds the page and reloads scripts without restarting the process.
+        print("Reloading the UI...", flush=True)
+        try:
+            from modules import script_callbacks, scripts
+            script_callbacks.before_reload_callback()
+            script_callbacks.script_unloaded_callback()
+            demo.close()
+            scripts.reload_scripts()
+        except (ImportError, AttributeError):
+            demo.close()
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    sys.exit(webui())

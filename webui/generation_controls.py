@@ -1,0 +1,184 @@
+"""Controls shared by txt2img and img2img: sampler, hires fix, size/batch/CFG, seed, scripts, and infotext paste."""
+import json
+import os
+from types import SimpleNamespace
+
+import gradio as gr
+
+from modules import shared
+from modules.shared import opts
+
+
+def sampler_names(for_img2img=False):
+    try:
+        from modules import sd_samplers
+        return sd_samplers.visible_sampler_names()
+    except Exception:
+        return ["Euler a", "Euler"]
+
+
+def scheduler_labels():
+    try:
+        from modules import sd_schedulers
+        return [x.label for x in sd_schedulers.schedulers]
+    except Exception:
+        return ["Automatic"]
+
+
+def hires_upscaler_names():
+    from modules.processing_txt2img import hires_upscaler_names as names
+    return names()
+
+
+def default_size():
+    """The selected checkpoint's native size when it declares one (the demo model does), else 512."""
+    try:
+        from modules import sd_models
+        info = sd_models.select_checkpoint()
+        resolution = (info.metadata or {}).get("modelspec.resolution") if info is not None else None
+        if resolution:
+            w, h = (int(x) for x in str(resolution).lower().split("x"))
+            return w, h
+    except Exception:
+        pass
+    return 512, 512
+
+
+def create_sampling_controls(tabname, ctx):
+    names = sampler_names()
+    default_sampler = "Euler a" if "Euler a" in names and _demo_selected() else (names[0] if names else None)
+    with gr.Row(elem_id=f"{tabname}_sampling_row"):
+        sampler = gr.Dropdown(label="Sampling method", elem_id=f"{tabname}_sampling", choices=names, value=default_sampler)
+        scheduler = gr.Dropdown(label="Schedule type", elem_id=f"{tabname}_scheduler", choices=scheduler_labels(), value="Automatic")
+    steps = gr.Slider(minimum=1, maximum=150, step=1, label="Sampling steps", value=20, elem_id=f"{tabname}_steps")
+    return SimpleNamespace(sampler=sampler, scheduler=scheduler, steps=steps)
+
+
+def _demo_selected():
+    try:
+        from modules import sd_models
+        info = sd_models.select_checkpoint()
+        return info is not None and "demo-shapes" in os.path.basename(info.filename)
+    except Exception:
+        return False
+
+
+def create_hires_controls(tabname, ctx):
+    with gr.Accordion("Hires. fix", open=False, elem_id=f"{tabname}_hr"):
+        enable = gr.Checkbox(label="Hires. fix", value=False, elem_id=f"{tabname}_enable_hr")
+        with gr.Row():
+            upscaler = gr.Dropdown(label="Upscaler", elem_id=f"{tabname}_hr_upscaler", choices=hires_upscaler_names(), value="Latent")
+            steps = gr.Slider(minimum=0, maximum=150, step=1, label="Hires steps", value=0, elem_id=f"{tabname}_hires_steps")
+            denoising_strength = gr.Slider(minimum=0.0, maximum=1.0, step=0.01, label="Denoising strength", value=0.7, elem_id=f"{tabname}_denoising_strength")
+        with gr.Row():
+            scale = gr.Slider(minimum=1.0, maximum=4.0, step=0.05, label="Upscale by", value=2.0, elem_id=f"{tabname}_hr_scale")
+            resize_x = gr.Slider(minimum=0, maximum=2048, step=8, label="Resize width to", value=0, elem_id=f"{tabname}_hr_resize_x")
+            resize_y = gr.Slider(minimum=0, maximum=2048, step=8, label="Resize height to", value=0, elem_id=f"{tabname}_hr_resize_y")
+        with gr.Row(visible=opts.hires_fix_show_sampler):
+            sampler = gr.Dropdown(label="Hires sampling method", elem_id=f"{tabname}_hr_sampler", choices=["Use same sampler"] + sampler_names(), value="Use same sampler")
+            scheduler = gr.Dropdown(label="Hires schedule type", elem_id=f"{tabname}_hr_scheduler", choices=["Use same scheduler"] + scheduler_labels(), value="Use same scheduler")
+        with gr.Row(visible=opts.hires_fix_show_prompts):
+            prompt = gr.Textbox(label="Hires prompt", elem_id=f"{tabname}_hires_prompt", lines=3)
+            negative_prompt = gr.Textbox(label="Hires negative prompt", elem_id=f"{tabname}_hires_neg_prompt", lines=3)
+    return SimpleNamespace(enable=enable, upscaler=upscaler, steps=steps, denoising_strength=denoising_strength, scale=scale,
+                           resize_x=resize_x, resize_y=resize_y, sampler=sampler, scheduler=scheduler, prompt=prompt,
+                           negative_prompt=negative_prompt)
+
+
+def create_dimension_controls(tabname, ctx):
+    w, h = default_size()
+    with gr.Row():
+        with gr.Column(scale=4):
+            width = gr.Slider(minimum=64, maximum=2048, step=8, label="Width", value=w, elem_id=f"{tabname}_width")
+            height = gr.Slider(minimum=64, maximum=2048, step=8, label="Height", value=h, elem_id=f"{tabname}_height")
+        swap = gr.Button("⇅", elem_id=f"{tabname}_res_switch_btn", size="sm", min_width=40, scale=0)
+        with gr.Column(scale=2):
+            batch_count = gr.Slider(minimum=1, maximum=100, step=1, label="Batch count", value=1, elem_id=f"{tabname}_batch_count")
+            batch_size = gr.Slider(minimum=1, maximum=8, step=1, label="Batch size", value=1, elem_id=f"{tabname}_batch_size")
+    cfg_scale = gr.Slider(minimum=1.0, maximum=30.0, step=0.5, label="CFG Scale", value=7.0, elem_id=f"{tabname}_cfg_scale")
+    swap.click(fn=lambda a, b: (b, a), inputs=[width, height], outputs=[width, height], queue=False)
+    return SimpleNamespace(width=width, height=height, batch_count=batch_count, batch_size=batch_size, cfg_scale=cfg_scale)
+
+
+class SeedControls:
+    def __init__(self, tabname):
+        with gr.Row(elem_id=f"{tabname}_seed_row"):
+            self.seed = gr.Number(label="Seed", value=-1, precision=0, elem_id=f"{tabname}_seed", scale=4)
+            self.random_seed = gr.Button("🎲️", elem_id=f"{tabname}_random_seed", size="sm", min_width=40, scale=0)
+            self.reuse_seed = gr.Button("♻️", elem_id=f"{tabname}_reuse_seed", size="sm", min_width=40, scale=0)
+            self.extras = gr.Checkbox(label="Extra", value=False, elem_id=f"{tabname}_subseed_show", scale=1)
+        with gr.Group(visible=False, elem_id=f"{tabname}_seed_extras") as self.extras_group:
+            with gr.Row():
+                self.subseed = gr.Number(label="Variation seed", value=-1, precision=0, elem_id=f"{tabname}_subseed", scale=4)
+                self.random_subseed = gr.Button("🎲️", elem_id=f"{tabname}_random_subseed", size="sm", min_width=40, scale=0)
+                self.reuse_subseed = gr.Button("♻️", elem_id=f"{tabname}_reuse_subseed", size="sm", min_width=40, scale=0)
+                self.subseed_strength = gr.Slider(label="Variation strength", value=0.0, minimum=0, maximum=1, step=0.01, elem_id=f"{tabname}_subseed_strength", scale=4)
+            with gr.Row():
+                self.seed_resize_from_w = gr.Slider(minimum=0, maximum=2048, step=8, label="Resize seed from width", value=0, elem_id=f"{tabname}_seed_resize_from_w")
+                self.seed_resize_from_h = gr.Slider(minimum=0, maximum=2048, step=8, label="Resize seed from height", value=0, elem_id=f"{tabname}_seed_resize_from_h")
+        self.random_seed.click(fn=lambda: -1, inputs=[], outputs=[self.seed], queue=False)
+        self.random_subseed.click(fn=lambda: -1, inputs=[], outputs=[self.subseed], queue=False)
+        self.extras.change(fn=lambda v: gr.update(visible=v), inputs=[self.extras], outputs=[self.extras_group], queue=False)
+
+    def bind_reuse(self, generation_info):
+        def reuse(info_json, which):
+            try:
+                info = json.loads(info_json or "{}")
+                return int(info.get("all_subseeds" if which == "subseed" else "all_seeds", [-1])[0])
+            except Exception:
+                return -1
+        self.reuse_seed.click(fn=lambda j: reuse(j, "seed"), inputs=[generation_info], outputs=[self.seed], queue=False)
+        self.reuse_subseed.click(fn=lambda j: reuse(j, "subseed"), inputs=[generation_info], outputs=[self.subseed], queue=False)
+
+
+def create_seed_controls(tabname):
+    return SeedControls(tabname)
+
+
+def create_script_controls(tabname, is_img2img):
+    """The Script dropdown and always-on scripts' controls; returns their components in script_args order."""
+    try:
+        from modules import scripts
+        from webui import script_runner_ui
+    except ImportError:
+        return []
+    runner = scripts.scripts_img2img if is_img2img else scripts.scripts_txt2img
+    if runner is None:
+        return []
+    try:
+        return list(script_runner_ui.create_script_ui(runner, is_img2img=is_img2img) or [])
+    except Exception:
+        from modules import errors
+        errors.report(f"Error building the scripts section of {tabname}", exc_info=True)
+        return []
+
+
+def normalize_request(request: dict, use_seed_extras: bool) -> dict:
+    """Turn form values into processing fields: ints where the engine wants ints, 'Use same ...' into None."""
+    for key in ("steps", "width", "height", "n_iter", "batch_size", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y"):
+        if key in request and request[key] is not None:
+            request[key] = int(request[key])
+    for key in ("seed", "subseed"):
+        if key in request:
+            request[key] = int(request[key]) if request[key] not in (None, "") else -1
+    if not use_seed_extras:
+        request["subseed_strength"] = 0.0
+        request["seed_resize_from_w"] = 0
+        request["seed_resize_from_h"] = 0
+    if request.get("hr_sampler_name") == "Use same sampler":
+        request["hr_sampler_name"] = None
+    if request.get("hr_scheduler") == "Use same scheduler":
+        request["hr_scheduler"] = None
+    return request
+
+
+def bind_paste(toprow, out, form, seed, hires, tabname):
+    """↙️: infotext in the prompt box (or the last generation's params.txt) fills the form, as A1111."""
+    from webui import infotext_apply
+    targets = infotext_apply.paste_targets(form, seed, hires)
+    components = [c for _, c in targets]
+
+    def paste(prompt_text):
+        return infotext_apply.apply_infotext(prompt_text, targets)
+
+    toprow.paste.click(fn=paste, inputs=[toprow.prompt], outputs=components, queue=False)

@@ -1,0 +1,92 @@
+"""Filling a tab's controls from an infotext (the ↙️ button, PNG Info's "Send to")."""
+import os
+
+import gradio as gr
+
+from modules import shared
+
+
+def paste_targets(form, seed, hires):
+    """(infotext key, component) pairs, A1111's paste fields for the generation tabs."""
+    targets = [
+        ("Prompt", form["prompt"]), ("Negative prompt", form["negative_prompt"]), ("Steps", form["steps"]),
+        ("Sampler", form["sampler_name"]), ("Schedule type", form["scheduler"]), ("CFG scale", form["cfg_scale"]),
+        ("Seed", form["seed"]), ("Size-1", form["width"]), ("Size-2", form["height"]),
+        ("Batch size", form["batch_size"]),
+        ("Variation seed", seed.subseed), ("Variation seed strength", seed.subseed_strength),
+        ("Seed resize from-1", seed.seed_resize_from_w), ("Seed resize from-2", seed.seed_resize_from_h),
+        ("__seed_extras", seed.extras),
+    ]
+    if hires is not None:
+        targets += [
+            ("__enable_hr", hires.enable), ("Denoising strength", hires.denoising_strength),
+            ("Hires upscale", hires.scale), ("Hires upscaler", hires.upscaler), ("Hires steps", hires.steps),
+            ("Hires resize-1", hires.resize_x), ("Hires resize-2", hires.resize_y),
+            ("Hires sampler", hires.sampler), ("Hires schedule type", hires.scheduler),
+            ("Hires prompt", hires.prompt), ("Hires negative prompt", hires.negative_prompt),
+        ]
+    elif "denoising_strength" in form:
+        targets.append(("Denoising strength", form["denoising_strength"]))
+    return targets
+
+
+def read_last_params():
+    path = os.path.join(shared.data_path, "params.txt")
+    if os.path.exists(path):
+        with open(path, encoding="utf8") as file:
+            return file.read()
+    return ""
+
+
+def parse(text: str) -> dict:
+    from modules import infotext_utils
+    params = infotext_utils.parse_generation_parameters(text)
+    try:
+        from modules import script_callbacks
+        script_callbacks.infotext_pasted_callback(text, params)
+    except (ImportError, AttributeError):
+        pass
+    try:
+        from modules import sd_samplers
+        sampler, scheduler = sd_samplers.get_sampler_and_scheduler(params.get("Sampler"), params.get("Schedule type"), convert_automatic=False)
+        if sampler:
+            params["Sampler"] = sampler
+        if scheduler:
+            params["Schedule type"] = scheduler
+    except Exception:
+        pass
+    return params
+
+
+def _cast(value, component):
+    if isinstance(component, gr.Slider) or isinstance(component, gr.Number):
+        try:
+            number = float(value)
+            return int(number) if number.is_integer() else number
+        except (TypeError, ValueError):
+            return gr.update()
+    if isinstance(component, gr.Checkbox):
+        return str(value).lower() == "true" if isinstance(value, str) else bool(value)
+    return value
+
+
+def apply_infotext(text: str, targets):
+    """Values for every target component: pasted values where the infotext has them, unchanged otherwise."""
+    if not text or not text.strip():
+        text = read_last_params()
+    if not text.strip():
+        return [gr.update() for _ in targets]
+    params = parse(text)
+    has_seed_extras = any(k in params for k in ("Variation seed", "Seed resize from-1"))
+    has_hires = "Denoising strength" in params and any(k in params for k in ("Hires upscale", "Hires upscaler", "Hires resize-1"))
+    values = []
+    for key, component in targets:
+        if key == "__seed_extras":
+            values.append(has_seed_extras)
+        elif key == "__enable_hr":
+            values.append(has_hires)
+        elif key in params:
+            values.append(_cast(params[key], component))
+        else:
+            values.append(gr.update())
+    return values

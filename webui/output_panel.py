@@ -1,0 +1,34 @@
+"""The results column: gallery, progress bar with ETA, infotext, and the generation info the ♻️ buttons read."""
+import gradio as gr
+
+from webui import job_runner
+from webui.toprow import infotext_html
+
+
+class OutputPanel:
+    def __init__(self, tabname: str):
+        self.tabname = tabname
+        self.progress = gr.HTML("", elem_id=f"{tabname}_progress", elem_classes=["progress-area"])
+        self.gallery = gr.Gallery(label="Output", show_label=False, elem_id=f"{tabname}_gallery", columns=4,
+                                  preview=True, format="png", interactive=False, height="auto")
+        with gr.Row(elem_id=f"{tabname}_output_buttons"):
+            self.send_to_img2img = gr.Button("🖼️ Send to img2img", elem_id=f"{tabname}_send_to_img2img", size="sm")
+            self.send_to_inpaint = gr.Button("🎨️ Send to inpaint", elem_id=f"{tabname}_send_to_inpaint", size="sm")
+            self.send_to_extras = gr.Button("📐 Send to extras", elem_id=f"{tabname}_send_to_extras", size="sm")
+        self.infotext = gr.HTML("", elem_id=f"html_info_{tabname}", elem_classes=["infotext-area"])
+        self.log = gr.HTML("", elem_id=f"html_log_{tabname}")
+        self.generation_info = gr.Textbox(visible=False, elem_id=f"generation_info_{tabname}")
+        self.outputs = [self.gallery, self.progress, self.infotext, self.log, self.generation_info]
+
+    def progress_update(self, progress_html, preview):
+        gallery = [preview] if preview is not None else gr.skip()
+        return gallery, progress_html, gr.skip(), gr.skip(), gr.skip()
+
+    def result_update(self, processed, error):
+        if error is not None:
+            return gr.skip(), "", "", job_runner.error_html(job_runner.format_error(error)), gr.skip()
+        images = [(image, None) for image in processed.images] if processed.images else []
+        info = processed.infotexts[processed.index_of_first_image] if processed.infotexts else processed.info
+        comments = processed.comments.strip() if processed.comments else ""
+        log = f"<div class='comments'>{comments}</div>" if comments else ""
+        return images, "", infotext_html(info), log, processed.js()

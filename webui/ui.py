@@ -1,0 +1,91 @@
+"""Builds the whole page: the checkpoint picker (quicksettings) above the tabs, then every tab."""
+import importlib
+
+import gradio as gr
+
+from modules import errors, shared
+from webui import quicksettings
+
+
+class UiContext:
+    """What tabs share: each registers its controls so others (send-to, paste) can reach them."""
+
+    def __init__(self):
+        self.tabs = {}
+        self.model_changed_listeners = []
+        self.checkpoint_dropdown = None
+
+    def register_tab(self, name, **parts):
+        self.tabs[name] = parts
+
+
+# (module under webui/, tab title, elem id) in A1111's order; tabs whose module is absent are not shown.
+BUILTIN_TABS = [
+    ("tab_txt2img", "txt2img", "txt2img"),
+    ("tab_img2img", "img2img", "img2img"),
+    ("tab_extras", "Extras", "extras"),
+    ("tab_pnginfo", "PNG Info", "pnginfo"),
+    ("tab_checkpoint_merger", "Checkpoint Merger", "modelmerger"),
+]
+TRAILING_TABS = [
+    ("tab_settings", "Settings", "settings"),
+    ("tab_extensions", "Extensions", "extensions"),
+]
+
+
+def _load_tab_module(name):
+    try:
+        return importlib.import_module(f"webui.{name}")
+    except ModuleNotFoundError as e:
+        if e.name == f"webui.{name}":
+            return None
+        raise
+
+
+def _build_tab(ctx, module_name, title, elem_id):
+    module = _load_tab_module(module_name)
+    if module is None or not hasattr(module, "create_tab"):
+        return
+    with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
+        try:
+            module.create_tab(ctx)
+        except Exception:
+            errors.report(f"Error building the {title} tab", exc_info=True)
+            gr.HTML(f"<div class='error'>The {title} tab could not be built; see the console for details.</div>")
+
+
+def _extension_tabs():
+    try:
+        from modules import script_callbacks
+        return script_callbacks.ui_tabs_callback() or []
+    except (ImportError, AttributeError):
+        return []
+
+
+def create_ui():
+    ctx = UiContext()
+    extension_tabs = _extension_tabs()
+    with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
+        quicksettings.create_quicksettings(ctx)
+        if shared.opts.config_problem:
+            gr.HTML(f"<div class='warning'>{shared.opts.config_problem}</div>", elem_id="config_problem")
+        with gr.Tabs(elem_id="tabs") as tabs:
+            for module_name, title, elem_id in BUILTIN_TABS:
+                _build_tab(ctx, module_name, title, elem_id)
+            for item in extension_tabs:
+                try:
+                    interface, label, elem_id = item[0], item[1], item[2]
+                    with gr.Tab(label, id=elem_id, elem_id=f"tab_{elem_id}"):
+                        interface.render()
+                except Exception:
+                    errors.report(f"Error adding extension tab {item!r}", exc_info=True)
+            for module_name, title, elem_id in TRAILING_TABS:
+                _build_tab(ctx, module_name, title, elem_id)
+        ctx.tabs_component = tabs
+        try:
+            from webui import send_to
+            send_to.bind(ctx)
+        except ImportError:
+            pass
+    demo.ui_context = ctx
+    return demo
