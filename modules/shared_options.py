@@ -290,3 +290,10 @@ options_templates.update(options_section((None, "Hidden options"), {
     "restore_config_state_file": OptionInfo("", "Config state file to restore from, under 'config-states/' folder"),
     "sd_checkpoint_hash": OptionInfo("", "SHA256 hash of the current checkpoint"),
 }))
+
+# Upscalers that A1111 ships as built-in extensions (SwinIR); owned by the images/upscalers area.
+options_templates.update(options_section(("upscaling", "Upscaling", "postprocessing"), {
+    "SWIN_tile": OptionInfo(192, "Tile size for all SwinIR.", "Slider", _slider(16, 512, 16)),
+    "SWIN_tile_overlap": OptionInfo(8, "Tile overlap, in pixels for SwinIR. Low values = visible seam.", "Slider", _slider(0, 48, 1)),
+    "SWIN_torch_compile": OptionInfo(False, "Use torch.compile to accelerate SwinIR.").info("Takes longer on first run"),
+}))
