@@ -11,7 +11,8 @@ from webui.toprow import Toprow
 
 def txt2img(request: dict, script_args: list):
     """Engine call for one Generate press; returns a Processed. `request` holds the form's values by field name."""
-    from modules import scripts as scripts_module
+    from modules import initialize, scripts as scripts_module
+    initialize.wait_for_model()  # a Generate pressed while the model loads waits for it
     p = processing.StableDiffusionProcessingTxt2Img(
         sd_model=shared.sd_model,
         outpath_samples=opts.outdir_samples or opts.outdir_txt2img_samples,
