@@ -381,3 +381,22 @@ def run_extensions_installers(settings_file=None):
         return
     for dirname in _installable_extension_dirs(settings_file):
         run_extension_installer(dirname)
+
+
+def collect_ui_assets():
+    """(javascript paths, css paths, localization dict) the page injects for active extensions, in A1111's order.
+
+    The localization dict merges every `localizations/<name>.json` whose name is the `localization` setting.
+    """
+    import json
+    js = [path for path, _ in javascript_files()]
+    css = css_files()
+    localization = {}
+    chosen = getattr(_shared().opts, "localization", "None")
+    for path in localization_files().get(chosen, []):
+        try:
+            with open(path, encoding="utf8") as f:
+                localization.update(json.load(f))
+        except Exception:
+            errors.report(f"Error loading localization from {path}", exc_info=True)
+    return js, css, localization

@@ -211,6 +211,9 @@ def app_reload_callback():
     _run("on_reload")
 
 
+before_reload_callback = app_reload_callback
+
+
 def model_loaded_callback(sd_model):
     _run("model_loaded", sd_model)
 
