@@ -9,6 +9,7 @@ folder and renamed when complete: a failed or interrupted merge never leaves a p
 A1111's entry point, extras.run_modelmerger, is a thin wrapper over merge_checkpoints() below.
 """
 import argparse
+import contextlib
 import errno
 import hashlib
 import json
@@ -112,7 +113,8 @@ def resolve_checkpoint(value, role="A") -> InputModel:
         return InputModel(os.path.abspath(value), name, _model_name(name), info)
     info = _lookup_title(value)
     if info is None:
-        raise MergeError(f"{ROLES.get(role, role).capitalize()}: checkpoint {value!r} not found (neither a file nor a known checkpoint title).")
+        what = ROLES.get(role, role)
+        raise MergeError(f"{what[:1].upper() + what[1:]}: checkpoint {value!r} not found (neither a file nor a known checkpoint title).")
     return InputModel(info.filename, info.name, getattr(info, "model_name", None) or _model_name(info.name), info)
 
 
@@ -542,11 +544,12 @@ def main(argv=None):
     sys.argv = [sys.argv[0]] + passthrough
     models = args.models + [None] * (3 - len(args.models))
     try:
-        result = merge_checkpoints(models[0], models[1], models[2], method=args.method, multiplier=args.multiplier,
-                                   save_as_half=args.fp16, output_path=args.out, bake_in_vae=args.bake_vae,
-                                   discard_weights=args.discard, save_metadata=not args.no_metadata,
-                                   add_merge_recipe=not args.no_recipe, copy_metadata_fields=not args.no_copy_metadata,
-                                   overwrite=args.overwrite, progress=_progress_printer())
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the output path, for scripts
+            result = merge_checkpoints(models[0], models[1], models[2], method=args.method, multiplier=args.multiplier,
+                                       save_as_half=args.fp16, output_path=args.out, bake_in_vae=args.bake_vae,
+                                       discard_weights=args.discard, save_metadata=not args.no_metadata,
+                                       add_merge_recipe=not args.no_recipe, copy_metadata_fields=not args.no_copy_metadata,
+                                       overwrite=args.overwrite, progress=_progress_printer())
     except MergeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
