@@ -1,0 +1,111 @@
+"""Text encoders (original path: ldm.modules.encoders.modules; checkpoint prefix `cond_stage_model.`)."""
+import torch
+from torch import nn
+
+
+class AbstractEncoder(nn.Module):
+    def encode(self, *args, **kwargs):
+        raise NotImplementedError
+
+
+def sd1_clip_config(hidden_size=768, num_hidden_layers=12, intermediate_size=3072, vocab_size=49408,
+                    max_position_embeddings=77, num_attention_heads=None):
+    """CLIP ViT-L/14's text model config (SD1's text encoder), with any widths read from a checkpoint."""
+    from transformers import CLIPTextConfig
+    return CLIPTextConfig(
+        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
+        num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads or max(1, hidden_size // 64),
+        max_position_embeddings=max_position_embeddings, hidden_act="quick_gelu", layer_norm_eps=1e-5,
+        projection_dim=hidden_size, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
+    )
+
+
+class CLIPTextModelV4Layout(nn.Module):
+    """transformers' CLIP text model under a `.text_model` attribute, as transformers 4's CLIPTextModel had it.
+
+    SD checkpoints' keys (cond_stage_model.transformer.text_model.*) and A1111-era code
+    (`transformer.text_model.embeddings.token_embedding`, `.final_layer_norm`) expect this level; transformers 5
+    dropped it. Calling this module calls the text model.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        from transformers import CLIPTextModel
+        self.config = config
+        self.text_model = CLIPTextModel(config)
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, output_hidden_states=None, **kwargs):
+        if output_hidden_states is not None:
+            kwargs["output_hidden_states"] = bool(output_hidden_states)
+        return self.text_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
+
+    def get_input_embeddings(self):
+        return self.text_model.embeddings.token_embedding
+
+    def set_input_embeddings(self, value):
+        self.text_model.embeddings.token_embedding = value
+
+    @property
+    def dtype(self):
+        return self.text_model.embeddings.token_embedding.weight.dtype
+
+    @property
+    def device(self):
+        return self.text_model.embeddings.token_embedding.weight.device
+
+
+class FrozenCLIPEmbedder(AbstractEncoder):
+    """CLIP text model: list of prompts -> (B, 77, hidden) hidden states (last layer, or `layer_idx` with "hidden").
+
+    Built from a CLIPTextConfig (never downloaded); the tokenizer is the one shipped in modules/clip_tokenizer.
+    `.transformer.text_model` is transformers' CLIPTextModel.
+    """
+
+    LAYERS = ["last", "pooled", "hidden"]
+
+    def __init__(self, version=None, device="cpu", max_length=77, freeze=True, layer="last", layer_idx=None, config=None):
+        super().__init__()
+        from modules.clip_tokenizer import load_clip_tokenizer
+        if layer not in self.LAYERS:
+            raise ValueError(f"layer must be one of {self.LAYERS}, got {layer!r}")
+        self.tokenizer = load_clip_tokenizer()
+        self.transformer = CLIPTextModelV4Layout(config if config is not None else sd1_clip_config())
+        self.max_length = max_length
+        self.layer = layer
+        self.layer_idx = layer_idx
+        if freeze:
+            self.freeze()
+
+    @property
+    def device(self):
+        return self.transformer.text_model.embeddings.token_embedding.weight.device
+
+    def freeze(self):
+        self.transformer = self.transformer.eval()
+        for param in self.parameters():
+            param.requires_grad = False
+
+    def tokenize(self, text):
+        batch = self.tokenizer(text, truncation=True, max_length=self.max_length, return_length=True,
+                               return_overflowing_tokens=False, padding="max_length", return_tensors="pt")
+        return batch["input_ids"]
+
+    def forward(self, text):
+        tokens = self.tokenize(text).to(self.device)
+        outputs = self.transformer(input_ids=tokens, output_hidden_states=self.layer == "hidden")
+        if self.layer == "last":
+            return outputs.last_hidden_state
+        if self.layer == "pooled":
+            return outputs.pooler_output[:, None, :]
+        return outputs.hidden_states[self.layer_idx]
+
+    def encode(self, text):
+        return self(text)
+
+
+def restore_position_ids(text_model_wrapper: FrozenCLIPEmbedder):
+    """transformers keeps position_ids as a non-persistent buffer: after a meta-device build it must be recreated."""
+    embeddings = text_model_wrapper.transformer.text_model.embeddings
+    n = embeddings.position_embedding.weight.shape[0]
+    embeddings.register_buffer("position_ids", torch.arange(n, device=embeddings.position_embedding.weight.device).expand((1, -1)),
+                               persistent=False)

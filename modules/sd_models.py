@@ -1,0 +1,446 @@
+"""Finding, naming and loading Stable Diffusion checkpoints (A1111: modules.sd_models).
+
+Loading: read the state dict (safetensors memory-mapped; .ckpt/.pt through modules.safe), detect the config
+from keys and shapes (modules.model_detection), build the ldm modules on the meta device, assign the file's
+tensors to them (no second copy), then move/cast to the inference device and dtypes (modules.devices).
+"""
+import collections
+import gc
+import os
+import re
+import sys
+import threading
+
+import torch
+
+from modules import devices, errors, hashes, model_detection, paths, shared
+from modules.cache import cached_data_for_file
+
+model_dir = "Stable-diffusion"
+model_path = os.path.abspath(os.path.join(paths.models_path, model_dir))
+CHECKPOINT_EXTENSIONS = (".safetensors", ".ckpt", ".pt")
+VAE_SUFFIXES = (".vae.pt", ".vae.ckpt", ".vae.safetensors")
+
+checkpoints_list = {}        # title -> CheckpointInfo
+checkpoint_aliases = {}      # any id (title, name, hash, ...) -> CheckpointInfo
+checkpoint_alisases = checkpoint_aliases  # A1111's misspelt name; extensions still use it
+checkpoints_loaded = collections.OrderedDict()
+load_lock = threading.Lock()
+
+re_strip_checksum = re.compile(r"\s*\[[^]]+]\s*$")
+
+
+def _models_dir():
+    """models/Stable-diffusion under the current models path (read at call time so tests can point it elsewhere)."""
+    return os.path.abspath(os.path.join(shared.models_path, model_dir))
+
+
+def replace_key(d, key, new_key, value):
+    """Rename `key` to `new_key` in dict d, keeping its position."""
+    keys = list(d.keys())
+    d[new_key] = value
+    if key not in keys:
+        return d
+    index = keys.index(key)
+    keys[index] = new_key
+    new_d = {k: d[k] for k in keys}
+    d.clear()
+    d.update(new_d)
+    return d
+
+
+class CheckpointInfo:
+    """A checkpoint file and its names: title "name [shorthash]" once hashed, aliases for lookup."""
+
+    def __init__(self, filename):
+        self.filename = filename
+        abspath = os.path.abspath(filename)
+        ckpt_dir = shared.cmd_opts.ckpt_dir
+        abs_ckpt_dir = os.path.abspath(ckpt_dir) if ckpt_dir is not None else None
+        self.is_safetensors = os.path.splitext(filename)[1].lower() == ".safetensors"
+        models_dir = _models_dir()
+        if abs_ckpt_dir and abspath.startswith(abs_ckpt_dir + os.sep):
+            name = abspath[len(abs_ckpt_dir):]
+        elif abspath.startswith(models_dir + os.sep):
+            name = abspath[len(models_dir):]
+        else:
+            name = os.path.basename(filename)
+        name = name.lstrip("\\/")
+
+        self.metadata = {}
+        if self.is_safetensors:
+            try:
+                self.metadata = cached_data_for_file("safetensors-metadata", "checkpoint/" + name, filename,
+                                                     lambda: read_metadata_from_safetensors(filename))
+            except Exception as e:
+                errors.display(e, f"reading metadata for {filename}")
+
+        self.name = name
+        self.name_for_extra = os.path.splitext(os.path.basename(filename))[0]
+        self.model_name = os.path.splitext(name.replace("/", "_").replace("\\", "_"))[0]
+        self.hash = hashes.model_hash(filename)
+        self.sha256 = hashes.sha256_from_cache(self.filename, f"checkpoint/{name}")
+        self.shorthash = self.sha256[0:10] if self.sha256 else None
+        self.title = name if self.shorthash is None else f"{name} [{self.shorthash}]"
+        self.short_title = self.name_for_extra if self.shorthash is None else f"{self.name_for_extra} [{self.shorthash}]"
+        self.ids = [self.hash, self.model_name, self.title, name, self.name_for_extra, f"{name} [{self.hash}]"]
+        if self.shorthash:
+            self.ids += [self.shorthash, self.sha256, f"{self.name} [{self.shorthash}]", f"{self.name_for_extra} [{self.shorthash}]"]
+
+    def register(self):
+        checkpoints_list[self.title] = self
+        for id_ in self.ids:
+            checkpoint_aliases[id_] = self
+
+    def calculate_shorthash(self):
+        """Hash the file (cached) and retitle this checkpoint "name [shorthash]"; None with --no-hashing."""
+        self.sha256 = hashes.sha256(self.filename, f"checkpoint/{self.name}")
+        if self.sha256 is None:
+            return None
+        shorthash = self.sha256[0:10]
+        if self.shorthash == shorthash:
+            return self.shorthash
+        self.shorthash = shorthash
+        if self.shorthash not in self.ids:
+            self.ids += [self.shorthash, self.sha256, f"{self.name} [{self.shorthash}]", f"{self.name_for_extra} [{self.shorthash}]"]
+        old_title = self.title
+        self.title = f"{self.name} [{self.shorthash}]"
+        self.short_title = f"{self.name_for_extra} [{self.shorthash}]"
+        replace_key(checkpoints_list, old_title, self.title, self)
+        self.register()
+        return self.shorthash
+
+    def __repr__(self):
+        return f"CheckpointInfo({self.filename!r})"
+
+
+def _checkpoint_files(directory):
+    if not directory or not os.path.isdir(directory):
+        return []
+    found = []
+    for path in shared.walk_files(directory, allowed_extensions=CHECKPOINT_EXTENSIONS):
+        if path.lower().endswith(VAE_SUFFIXES):
+            continue  # VAE files sitting beside their checkpoint
+        found.append(path)
+    return found
+
+
+def list_models():
+    """Rescan models/Stable-diffusion and --ckpt-dir; --ckpt (if it exists) is added and selected."""
+    checkpoints_list.clear()
+    checkpoint_aliases.clear()
+    global model_path
+    model_path = _models_dir()
+
+    cmd_ckpt = shared.cmd_opts.ckpt
+    files = _checkpoint_files(model_path)
+    if shared.cmd_opts.ckpt_dir:
+        files += [f for f in _checkpoint_files(shared.cmd_opts.ckpt_dir) if f not in files]
+
+    if cmd_ckpt and os.path.isfile(cmd_ckpt):
+        checkpoint_info = CheckpointInfo(cmd_ckpt)
+        checkpoint_info.register()
+        shared.opts.data["sd_model_checkpoint"] = checkpoint_info.title
+    elif cmd_ckpt is not None and cmd_ckpt != shared.paths_internal.default_sd_model_file:
+        print(f"Checkpoint in --ckpt argument not found (Possible it was moved to {model_path}: {cmd_ckpt}", file=sys.stderr)
+
+    for filename in files:
+        CheckpointInfo(filename).register()
+
+
+def checkpoint_tiles(use_short=False):
+    """Checkpoint titles for the dropdown, in natural order."""
+    return [x.short_title if use_short else x.title for x in sorted(checkpoints_list.values(), key=lambda x: shared.natural_sort_key(x.title))]
+
+
+def get_closet_checkpoint_match(search_string):
+    """The checkpoint best matching a title/name/hash (A1111's spelling of "closest")."""
+    if not search_string:
+        return None
+    info = checkpoint_aliases.get(search_string, None)
+    if info is not None:
+        return info
+    found = sorted([info for info in checkpoints_list.values() if search_string in info.title], key=lambda x: len(x.title))
+    if found:
+        return found[0]
+    without_checksum = re.sub(re_strip_checksum, "", search_string)
+    found = sorted([info for info in checkpoints_list.values() if without_checksum in info.title], key=lambda x: len(x.title))
+    return found[0] if found else None
+
+
+def no_checkpoint_message():
+    folders = [_models_dir()] + ([os.path.abspath(shared.cmd_opts.ckpt_dir)] if shared.cmd_opts.ckpt_dir else [])
+    return ("No Stable Diffusion checkpoint found. Put a .safetensors or .ckpt SD1.x checkpoint in "
+            + " or ".join(folders) + " and press the refresh button next to the checkpoint list.")
+
+
+def select_checkpoint():
+    """The checkpoint named by the sd_model_checkpoint setting, else the first one found, else None."""
+    model_checkpoint = shared.opts.sd_model_checkpoint
+    info = checkpoint_aliases.get(model_checkpoint, None) if model_checkpoint else None
+    if info is not None:
+        return info
+    if not checkpoints_list:
+        return None
+    info = next(iter(checkpoints_list.values()))
+    if model_checkpoint is not None:
+        print(f"Checkpoint {model_checkpoint} not found; loading fallback {info.title}", file=sys.stderr)
+    return info
+
+
+# ---- reading files ------------------------------------------------------------------------------------------------
+
+def read_metadata_from_safetensors(filename):
+    """The __metadata__ of a safetensors file (JSON-looking values decoded), read from its header only."""
+    import json
+    with open(filename, mode="rb") as file:
+        header_len = file.read(8)
+        if len(header_len) != 8:
+            raise ValueError(f"{filename}: not a safetensors file (too short)")
+        n = int.from_bytes(header_len, "little")
+        if n <= 2 or n > 100 * 1024 * 1024:
+            raise ValueError(f"{filename}: not a safetensors file (bad header length {n})")
+        json_start = file.read(2)
+        if json_start != b'{"':
+            raise ValueError(f"{filename}: not a safetensors file (header is not JSON)")
+        json_data = json_start + file.read(n - 2)
+        json_obj = json.loads(json_data)
+        res = {}
+        for k, v in json_obj.get("__metadata__", {}).items():
+            res[k] = v
+            if isinstance(v, str) and v[0:1] == "{":
+                try:
+                    res[k] = json.loads(v)
+                except Exception:
+                    pass
+        return res
+
+
+_renamed_prefixes = {
+    # very old checkpoints saved CLIPTextModel without its text_model level
+    "cond_stage_model.transformer.embeddings.": "cond_stage_model.transformer.text_model.embeddings.",
+    "cond_stage_model.transformer.encoder.": "cond_stage_model.transformer.text_model.encoder.",
+    "cond_stage_model.transformer.final_layer_norm.": "cond_stage_model.transformer.text_model.final_layer_norm.",
+}
+
+
+def transform_checkpoint_dict_key(k):
+    for old, new in _renamed_prefixes.items():
+        if k.startswith(old):
+            return new + k[len(old):]
+    return k
+
+
+def get_state_dict_from_checkpoint(pl_sd):
+    """The flat tensor dict of a checkpoint: unwraps Lightning's "state_dict", drops non-tensors, renames old keys."""
+    if isinstance(pl_sd, dict) and isinstance(pl_sd.get("state_dict"), dict):
+        pl_sd = pl_sd["state_dict"]
+    if not isinstance(pl_sd, dict):
+        raise ValueError(f"expected a dict of tensors, got {type(pl_sd).__name__}")
+    return {transform_checkpoint_dict_key(k): v for k, v in pl_sd.items() if isinstance(v, torch.Tensor)}
+
+
+def _read_safetensors(path, device):
+    from safetensors import safe_open
+    size = os.path.getsize(path)
+    if size < 8:
+        raise ValueError(f"{path}: not a safetensors file (only {size} bytes)")
+    try:
+        with safe_open(path, framework="pt", device=str(device)) as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise ValueError(f"{path}: not a valid safetensors file (truncated or corrupt? {e})") from None
+
+
+def read_state_dict(checkpoint_file, print_global_state=False, map_location=None):
+    """The checkpoint's flat state dict. Safetensors tensors are memory-mapped views of the file."""
+    if not os.path.isfile(checkpoint_file):
+        raise FileNotFoundError(f"checkpoint file not found: {checkpoint_file}")
+    _, extension = os.path.splitext(checkpoint_file)
+    device = map_location or shared.weight_load_location or "cpu"
+    if extension.lower() == ".safetensors":
+        pl_sd = _read_safetensors(checkpoint_file, device)
+    else:
+        from modules import safe
+        pl_sd = safe.load(checkpoint_file, map_location=device)
+        if print_global_state and isinstance(pl_sd, dict) and "global_step" in pl_sd:
+            print(f"Global Step: {pl_sd['global_step']}")
+    try:
+        return get_state_dict_from_checkpoint(pl_sd)
+    except ValueError as e:
+        raise ValueError(f"{checkpoint_file}: not a checkpoint ({e})") from None
+
+
+def get_checkpoint_state_dict(checkpoint_info, timer=None):
+    return read_state_dict(checkpoint_info.filename)
+
+
+# ---- building the model --------------------------------------------------------------------------------------------
+
+PREFIXES = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.")
+_ignored_unexpected = (".position_ids", "first_stage_model.loss.")
+
+
+def build_model(config: model_detection.ModelConfig, device="meta"):
+    """The LatentDiffusion for a detected config, built on `device` (meta: no memory until weights are assigned)."""
+    from ldm.models.diffusion.ddpm import LatentDiffusion
+    from ldm.modules.encoders.modules import FrozenCLIPEmbedder, sd1_clip_config
+    with torch.device(device):
+        clip = FrozenCLIPEmbedder(config=sd1_clip_config(**config.clip))
+        model = LatentDiffusion(unet_config=config.unet, first_stage_config=config.vae, cond_stage_model=clip,
+                                conditioning_key=config.conditioning_key, parameterization=config.parameterization)
+    return model
+
+
+def _fix_vae_attention_shapes(sd):
+    """Some VAEs store the mid-block attention projections as Linear (C, C) weights; ours are 1x1 convs."""
+    for k, v in list(sd.items()):
+        if k.startswith("first_stage_model.") and ".attn_1." in k and k.endswith(".weight") and v.ndim == 2:
+            sd[k] = v[:, :, None, None]
+
+
+def load_model_weights(model, checkpoint_info, state_dict, timer=None):
+    """Assign the state dict's tensors to the (meta-built) model, then move it to the inference device and dtypes."""
+    name = getattr(checkpoint_info, "filename", None) or "state dict"
+    sd = {k: v for k, v in state_dict.items() if k.startswith(PREFIXES)}
+    _fix_vae_attention_shapes(sd)
+    try:
+        result = model.load_state_dict(sd, strict=False, assign=True)
+    except RuntimeError as e:
+        raise ValueError(f"{name}: weights do not fit the detected SD1 architecture: {e}") from None
+    if result.missing_keys:
+        shown = ", ".join(result.missing_keys[:5])
+        raise ValueError(f"{name}: checkpoint is missing {len(result.missing_keys)} weights the model needs (e.g. {shown})")
+    unexpected = [k for k in result.unexpected_keys if not any(p in k for p in _ignored_unexpected)]
+    if unexpected:
+        print(f"{os.path.basename(name)}: ignoring {len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})", file=sys.stderr)
+
+    from ldm.modules.encoders.modules import restore_position_ids
+    restore_position_ids(model.cond_stage_model)
+    alphas = state_dict.get("alphas_cumprod")
+    if alphas is not None and alphas.shape == (model.num_timesteps,):
+        model.register_schedule(alphas_cumprod=alphas.double().cpu().numpy(), linear_start=model.linear_start, linear_end=model.linear_end)
+
+    _check_no_meta(model, name)
+    place_model(model)
+
+    if checkpoint_info is not None:
+        model.sd_model_hash = checkpoint_info.calculate_shorthash()
+        model.sd_model_checkpoint = checkpoint_info.filename
+        model.sd_checkpoint_info = checkpoint_info
+        shared.opts.data["sd_checkpoint_hash"] = checkpoint_info.sha256
+    model.logvar = torch.zeros(model.num_timesteps)
+    return model
+
+
+def _check_no_meta(model, name):
+    for n, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if t.is_meta:
+            raise ValueError(f"{name}: no weights for '{n}'")
+
+
+def place_model(model):
+    """UNet and text encoder in devices.dtype_unet, VAE in devices.dtype_vae, schedule in float32, all on devices.device."""
+    device = devices.device
+    model.model.to(device=device, dtype=devices.dtype_unet)
+    model.cond_stage_model.to(device=device, dtype=devices.dtype_unet)
+    model.first_stage_model.to(device=device, dtype=devices.dtype_vae)
+    for name in model.SCHEDULE_BUFFERS:
+        setattr(model, name, getattr(model, name).to(device=device, dtype=torch.float32))
+    model.model.diffusion_model.dtype = devices.dtype_unet
+    model.eval()
+    model.requires_grad_(False)
+
+
+def _call_hijack(model):
+    try:
+        from modules import sd_hijack
+    except ImportError:
+        return  # prompt handling not installed yet: the model still works with plain CLIP encoding
+    try:
+        sd_hijack.model_hijack.hijack(model)
+    except Exception:
+        errors.report("Error applying the prompt/embedding hijack to the model", exc_info=True)
+
+
+def _undo_hijack(model):
+    try:
+        from modules import sd_hijack
+    except ImportError:
+        return
+    try:
+        sd_hijack.model_hijack.undo_hijack(model)
+    except Exception:
+        errors.report("Error undoing the hijack of the previous model", exc_info=True)
+
+
+def _fire_model_loaded(model):
+    try:
+        from modules import script_callbacks
+    except ImportError:
+        return
+    try:
+        script_callbacks.model_loaded_callback(model)
+    except Exception:
+        errors.report("Error in model_loaded callbacks", exc_info=True)
+
+
+def unload_model_weights(sd_model=None, info=None):
+    """Drop the loaded model (and its memory)."""
+    model = sd_model or shared.sd_model
+    if model is not None:
+        _undo_hijack(model)
+    shared.sd_model = None
+    gc.collect()
+    devices.torch_gc()
+    return None
+
+
+def load_model(checkpoint_info=None, already_loaded_state_dict=None):
+    """Load a checkpoint as shared.sd_model. With no checkpoint available, prints where to put one and returns None."""
+    checkpoint_info = checkpoint_info or select_checkpoint()
+    if checkpoint_info is None:
+        print(no_checkpoint_message(), file=sys.stderr)
+        return None
+    filename = checkpoint_info.filename
+
+    with load_lock:
+        if shared.sd_model is not None:
+            unload_model_weights(shared.sd_model)
+        state_dict = already_loaded_state_dict if already_loaded_state_dict is not None else read_state_dict(filename)
+        config = model_detection.detect_config(state_dict, filename)
+        model = build_model(config)
+        load_model_weights(model, checkpoint_info, state_dict)
+        del state_dict
+
+        from modules import sd_vae
+        vae_file, vae_source = sd_vae.resolve_vae(filename)
+        sd_vae.load_vae(model, vae_file, vae_source)
+
+        shared.sd_model = model
+        shared.opts.data["sd_model_checkpoint"] = checkpoint_info.title
+        _call_hijack(model)
+        _fire_model_loaded(model)
+    print(f"Model loaded: {checkpoint_info.title}")
+    return model
+
+
+def reload_model_weights(sd_model=None, info=None, forced_reload=False):
+    """Switch to checkpoint `info` (default: the selected one); keeps the current model if it is that file already."""
+    checkpoint_info = info or select_checkpoint()
+    current = sd_model or shared.sd_model
+    if checkpoint_info is None:
+        return current
+    if current is not None and not forced_reload and getattr(current, "sd_model_checkpoint", None) == checkpoint_info.filename:
+        return current
+    return load_model(checkpoint_info)
+
+
+def model_data_get_sd_model():
+    """shared.sd_model, loading the selected checkpoint first if none is loaded yet (None if there is none)."""
+    if shared.sd_model is None:
+        try:
+            load_model()
+        except Exception:
+            errors.report("Failed to load the Stable Diffusion model", exc_info=True)
+    return shared.sd_model
