@@ -497,8 +497,9 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
         assert p.prompt is not None
 
     devices.torch_gc()
-    seed = get_fixed_seed(p.seed)
-    subseed = get_fixed_seed(p.subseed)
+    # Scripts may pass explicit per-image seed lists (prompt matrix, X/Y/Z); -1 inside them is drawn too.
+    seed = [get_fixed_seed(x) for x in p.seed] if isinstance(p.seed, list) else get_fixed_seed(p.seed)
+    subseed = [get_fixed_seed(x) for x in p.subseed] if isinstance(p.subseed, list) else get_fixed_seed(p.subseed)
     _model_identity(p)
 
     try:
