@@ -79,6 +79,11 @@ def listfiles(dirname):
     return [file for file in filenames if os.path.isfile(file)]
 
 
+def data_relative(path):
+    """Output folders in settings are relative to the data dir (--data-dir), as users expect."""
+    return os.path.join(data_path, path) if path else path
+
+
 def html_path(filename):
     return os.path.join(script_path, "html", filename)
 

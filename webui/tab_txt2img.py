@@ -15,8 +15,8 @@ def txt2img(request: dict, script_args: list):
     initialize.wait_for_model()  # a Generate pressed while the model loads waits for it
     p = processing.StableDiffusionProcessingTxt2Img(
         sd_model=shared.sd_model,
-        outpath_samples=opts.outdir_samples or opts.outdir_txt2img_samples,
-        outpath_grids=opts.outdir_grids or opts.outdir_txt2img_grids,
+        outpath_samples=shared.data_relative(opts.outdir_samples or opts.outdir_txt2img_samples),
+        outpath_grids=shared.data_relative(opts.outdir_grids or opts.outdir_txt2img_grids),
         **request,
     )
     runner = getattr(scripts_module, "scripts_txt2img", None)
