@@ -64,94 +64,125 @@ def tensor_to_image(sample):
     return Image.fromarray(np.clip(np.round(array), 0, 255).astype(np.uint8))
 
 
+def mask_to_pil(mask, name="mask"):
+    """A mask given as a PIL image or an array -> PIL image; anything else is a clear error naming the input."""
+    if isinstance(mask, Image.Image):
+        return mask
+    if isinstance(mask, np.ndarray):
+        array = mask
+        if array.dtype == bool:
+            array = array.astype(np.uint8) * 255
+        elif array.dtype != np.uint8:
+            array = np.clip(array * (255.0 if array.max(initial=0) <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(array)
+    raise TypeError(f"{name} must be a PIL image or a numpy array, not {type(mask).__name__}")
+
+
 def create_binary_mask(image, round=True):
-    """A mask image -> 'L' mask; an RGBA image with real alpha uses its alpha channel."""
+    """A mask image -> 'L' mask (white = repaint). An RGBA image with real transparency uses its alpha channel
+    (what a brush layer gives), rounded to 0/255 when `round`; other images are converted to greyscale as they are."""
+    image = mask_to_pil(image)
+    if image.mode in ("LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
     if image.mode == "RGBA" and image.getextrema()[-1] != (255, 255):
-        image = image.split()[-1].convert("L")
+        image = image.getchannel("A")
         if round:
             image = image.point(lambda x: 255 if x > 128 else 0)
-    else:
-        image = image.convert("L")
-        if round:
-            image = image.point(lambda x: 255 if x > 128 else 0)
-    return image
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return _to_8bit_greyscale(image)
+    return image.convert("L")
 
 
-def gaussian_blur_mask(mask: Image.Image, sigma_x: float, sigma_y: float) -> Image.Image:
-    """Separable Gaussian blur with A1111's kernel size 2*int(2.5*sigma+0.5)+1 (as its cv2 call)."""
-    array = np.array(mask).astype(np.float32)
-    for axis, sigma in ((1, sigma_x), (0, sigma_y)):
-        if sigma <= 0:
-            continue
-        k = 2 * int(2.5 * sigma + 0.5) + 1
-        xs = np.arange(k, dtype=np.float32) - (k - 1) / 2
-        kernel = np.exp(-(xs ** 2) / (2 * sigma * sigma))
-        kernel /= kernel.sum()
-        pad = k // 2
-        pad_width = [(0, 0), (0, 0)]
-        pad_width[axis] = (pad, pad)
-        padded = np.pad(array, pad_width, mode="reflect") if min(array.shape) > pad else np.pad(array, pad_width, mode="edge")
-        out = np.zeros_like(array)
-        for i in range(k):
-            if axis == 1:
-                out += kernel[i] * padded[:, i:i + array.shape[1]]
-            else:
-                out += kernel[i] * padded[i:i + array.shape[0], :]
-        array = out
+def _to_8bit_greyscale(image):
+    """16-bit / 32-bit / float greyscale -> 'L', keeping the image's brightness (not stretching its range)."""
+    array = np.asarray(image).astype(np.float64)
+    top = array.max(initial=0)
+    if image.mode == "F" and top <= 1.0:
+        array = array * 255.0
+    elif top > 255:
+        array = array / 257.0  # 16-bit range 0..65535 -> 0..255
     return Image.fromarray(np.clip(np.round(array), 0, 255).astype(np.uint8), mode="L")
 
 
+def gaussian_kernel_size(sigma):
+    return 2 * int(2.5 * sigma + 0.5) + 1
+
+
+def gaussian_blur_mask(mask: Image.Image, sigma_x: float, sigma_y: float) -> Image.Image:
+    """Separable Gaussian blur, x then y, kernel size 2*int(2.5*sigma+0.5)+1 and mirrored borders (as A1111's cv2 call)."""
+    from scipy.ndimage import correlate1d
+    array = np.asarray(mask.convert("L")).astype(np.float64)
+    for axis, sigma in ((1, sigma_x), (0, sigma_y)):
+        if not sigma or sigma <= 0:
+            continue
+        k = gaussian_kernel_size(sigma)
+        xs = np.arange(k, dtype=np.float64) - (k - 1) / 2
+        kernel = np.exp(-(xs ** 2) / (2.0 * sigma * sigma))
+        array = correlate1d(array, kernel / kernel.sum(), axis=axis, mode="mirror")
+    return Image.fromarray(np.clip(np.round(array), 0, 255).astype(np.uint8), mode="L")
+
+
+def uncrop(image, dest_size, paste_loc):
+    """Put a result made from a crop back at its place (x, y, w, h) on a transparent canvas of `dest_size`."""
+    x, y, w, h = paste_loc
+    canvas = Image.new("RGBA", dest_size)
+    if image.size != (w, h):
+        image = image.resize((w, h), resample=Image.LANCZOS)
+    canvas.paste(image, (x, y))
+    return canvas
+
+
 def apply_overlay(image, paste_loc, overlay):
-    """Paste a result back into its crop box and put the untouched original pixels over it."""
+    """Paste a result back into its crop box and put the untouched original pixels (the overlay) over it.
+
+    Returns (composited image, result before compositing)."""
     if overlay is None:
         return image, image.copy()
     if paste_loc is not None:
-        x, y, w, h = paste_loc
-        base_image = Image.new("RGBA", (overlay.width, overlay.height))
-        image = image.resize((w, h), Image.LANCZOS) if image.size != (w, h) else image
-        base_image.paste(image, (x, y))
-        image = base_image
-    image = image.convert("RGBA")
+        image = uncrop(image, (overlay.width, overlay.height), paste_loc)
+    elif image.size != overlay.size:
+        # a size that is not a multiple of 8 decodes a few pixels smaller: bring it to the overlay's size
+        image = image.resize(overlay.size, resample=Image.LANCZOS)
     original_denoised_image = image.copy()
+    image = image.convert("RGBA")
     image.alpha_composite(overlay)
-    image = image.convert("RGB")
-    return image, original_denoised_image
+    return image.convert("RGB"), original_denoised_image
 
 
 def setup_color_correction(image):
-    """Remember the init image's colour statistics (in LAB) to match results to it."""
-    return np.array(image.convert("RGB")).astype(np.float32)
+    """The init image's colour distribution (LAB), to match results to it."""
+    from modules import color_correction
+    return color_correction.setup_color_correction(image)
 
 
 def apply_color_correction(correction, original_image):
-    """Match each RGB channel's mean and spread to the init image's, then restore luminance detail."""
-    target = correction
-    source = np.array(original_image.convert("RGB")).astype(np.float32)
-    result = np.empty_like(source)
-    for c in range(3):
-        s_mean, s_std = source[..., c].mean(), source[..., c].std() + 1e-6
-        t_mean, t_std = target[..., c].mean(), target[..., c].std() + 1e-6
-        result[..., c] = (source[..., c] - s_mean) / s_std * t_std + t_mean
-    image = Image.fromarray(np.clip(result, 0, 255).astype(np.uint8))
-    return image.convert("RGB")
+    """The result with the init image's colours and its own luminosity."""
+    from modules import color_correction
+    return color_correction.apply_color_correction(correction, original_image)
 
 
 def image_hash(image: Image.Image) -> str:
     return hashlib.md5(image.tobytes()).hexdigest()
 
 
-def flatten_to_rgb(image: Image.Image, background="#ffffff") -> Image.Image:
-    """Any mode (RGBA, L, I;16, P) -> RGB, with transparency filled by `background`."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.array(image).astype(np.float32)
-        array = array / max(array.max(), 1.0) * 255.0
-        image = Image.fromarray(array.astype(np.uint8), mode="L")
-    if image.mode in ("RGBA", "LA", "P"):
+def flatten_to_rgb(image: Image.Image, background="#ffffff", name="image") -> Image.Image:
+    """Any mode (RGBA, LA, P, L, 16-bit, float, CMYK) -> RGB, with transparency filled by `background`."""
+    if not isinstance(image, Image.Image):
+        image = mask_to_pil(image, name)
+    if image.width <= 0 or image.height <= 0:
+        raise ValueError(f"{name} is empty ({image.width}x{image.height})")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        image = _to_8bit_greyscale(image)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
         background_image = Image.new("RGBA", image.size, background)
         background_image.alpha_composite(image)
         return background_image.convert("RGB")
-    return image.convert("RGB")
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{name} has colour mode {image.mode!r}, which cannot be converted to RGB: {e}") from e
 
 
 def invert_mask(mask: Image.Image) -> Image.Image:
