@@ -148,3 +148,38 @@ def test_model_upscaler_through_extras_and_old_run_extras_api():
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         modelloader.load_upscalers()
+
+
+def test_sd_upscale_script_tiles_rediffuses_and_recombines(monkeypatch, tmp_path):
+    """The SD upscale script with processing replaced by an identity 'diffusion': every tile goes through
+    process_images once and the recombined image equals the upscaled input."""
+    import types
+    from modules import processing
+    spec = importlib.util.spec_from_file_location("sd_upscale_under_test", os.path.join(ROOT, "scripts", "sd_upscale.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    calls = []
+
+    def fake_process_images(p):
+        calls.append(len(p.init_images))
+        return types.SimpleNamespace(images=[im.copy() for im in p.init_images], info="tile info", seed=p.seed)
+
+    monkeypatch.setattr(processing, "process_images", fake_process_images)
+    monkeypatch.setattr(module, "Processed", lambda p, imgs, seed, info: types.SimpleNamespace(images=imgs, seed=seed, info=info))
+    shared.opts.samples_save = False
+    try:
+        src = source(40, 30, infotext=None)
+        p = types.SimpleNamespace(init_images=[src], width=32, height=32, seed=10, subseed=-1, batch_size=2, n_iter=1,
+                                  extra_generation_params={}, prompt="p", outpath_samples=str(tmp_path))
+        result = module.Script().run(p, None, 16, "Nearest", 2.0)
+    finally:
+        shared.opts.samples_save = True
+    nearest = next(x for x in shared.sd_upscalers if x.name == "Nearest")
+    expected = nearest.scaler.upscale(src, 2.0, None)  # int(40*2)//8*8 x int(30*2)//8*8
+    assert result.images[0].size == (80, 56)
+    assert np.array_equal(np.asarray(result.images[0]), np.asarray(expected))
+    assert sum(calls) == 12 and max(calls) <= 2  # 4x3 tiles of 32 px overlapping by >= 16, two per batch
+    assert p.extra_generation_params == {"SD upscale overlap": 16, "SD upscale upscaler": "Nearest"}
+    with pytest.raises(ValueError, match="no upscaler named 'Nope'"):
+        module.resolve_upscaler("Nope")
