@@ -251,7 +251,10 @@ class StableDiffusionProcessing:
         conditioning_mask = conditioning_mask.to(device=source_image.device, dtype=source_image.dtype)
         weight = getattr(self, "inpainting_mask_weight", opts.inpainting_mask_weight)
         conditioning_image = torch.lerp(source_image, source_image * (1.0 - conditioning_mask), weight)
-        conditioning_image = images_tensor_to_samples(conditioning_image, model=self.sd_model)
+        # source_image is already in [-1, 1], so it is encoded as is (img2img engineer's fix: images_tensor_to_samples
+        # expects [0, 1] and would shift it a second time).
+        conditioning_image = conditioning_image.to(device=shared.device, dtype=devices.dtype_vae)
+        conditioning_image = self.sd_model.get_first_stage_encoding(self.sd_model.encode_first_stage(conditioning_image))
         conditioning_mask = torch.nn.functional.interpolate(conditioning_mask, size=latent_image.shape[-2:])
         conditioning_mask = conditioning_mask.expand(conditioning_image.shape[0], -1, -1, -1)
         image_conditioning = torch.cat([conditioning_mask, conditioning_image], dim=1)
