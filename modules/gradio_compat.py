@@ -328,6 +328,21 @@ def _patch_old_methods_and_names():
         gr.Blocks.style = _style
 
 
+def _patch_subclass_config():
+    """Gradio reads a component's props from its class's __init__ signature; subclasses that pass **kwargs up
+    (ours and extensions') would lose them all, so read the signature of the nearest gradio class instead."""
+    from gradio.blocks import Block
+    original = Block.get_config
+
+    def get_config(self, cls=None):
+        if cls is None:
+            cls = next((k for k in type(self).__mro__
+                        if getattr(k, "__module__", "").startswith("gradio.") and "__init__" in k.__dict__), type(self))
+        return original(self, cls)
+
+    Block.get_config = get_config
+
+
 def apply():
     """Install the Gradio 3 compatibility layer and the component hooks once per process."""
     global _applied, _GRADIO_DIR
@@ -341,3 +356,4 @@ def apply():
     _patch_event_listeners()
     _patch_component_construction()
     _patch_old_methods_and_names()
+    _patch_subclass_config()

@@ -1,0 +1,107 @@
+"""Gradio 3 spellings extensions use keep working on Gradio 6, and every component fires the component hooks."""
+import pytest
+
+from modules import errors, gradio_compat, script_callbacks
+from tests.extension_helpers import Reports
+
+gradio_compat.apply()
+import gradio as gr  # noqa: E402
+
+
+@pytest.fixture
+def callbacks():
+    saved = {k: list(v) for k, v in script_callbacks.callback_map.items()}
+    yield
+    for k, v in saved.items():
+        script_callbacks.callback_map[k][:] = v
+    script_callbacks.ordered_callbacks_map.clear()
+
+
+def dependencies(demo):
+    return demo.get_config_file()["dependencies"]
+
+
+def test_old_event_keywords_are_translated():
+    with gr.Blocks() as demo:
+        box = gr.Checkbox(False, label="Enable")
+        slider = gr.Slider(0, 1, value=0.5, label="R")
+        box.change(_js="my_js_function", fn=None, inputs=[box], show_progress=False)
+        slider.input(None, inputs=[slider], _js="(r) => { return r; }")
+        button = gr.Button("go")
+        button.click(fn=lambda: 1, outputs=[slider], api_name=False).then(None, inputs=[slider], _js="(r) => r")
+    deps = dependencies(demo)
+    assert [d["js"] for d in deps] == ["my_js_function", "(r) => { return r; }", None, "(r) => r"]
+    assert deps[0]["show_progress"] == "hidden"
+
+
+def test_style_update_box_and_image_source():
+    with gr.Blocks() as demo:
+        with gr.Box(elem_id="boxed"):
+            with gr.Row().style(equal_height=True):
+                text = gr.Textbox(label="t").style(container=False)
+                gallery = gr.Gallery().style(grid=4, height="auto")
+                image = gr.Image(source="upload", tool="sketch", type="pil")
+    assert text.container is False
+    assert gallery.columns == 4
+    assert image.sources == ["upload"]
+    config = demo.get_config_file()
+    box = next(c for c in config["components"] if c["props"].get("elem_id") == "boxed")
+    assert box["type"] == "group"
+    assert gr.Checkbox.update(value=True) == {"value": True, "__type__": "update"}
+    assert gr.Dropdown.update(choices=["a"], value="a")["choices"] == ["a"]
+    assert gr.Row.update(visible=False) == {"visible": False, "__type__": "update"}
+    assert gr.components.IOComponent is gr.components.Component
+
+
+def test_unknown_keyword_is_dropped_with_one_warning(capsys):
+    with gr.Blocks():
+        gr.Textbox(label="a", some_gradio3_keyword=1)
+        gr.Textbox(label="b", some_gradio3_keyword=2)
+    err = capsys.readouterr().err
+    assert err.count("some_gradio3_keyword") == 1
+    assert "test_gradio_compat.py" in err
+
+
+def test_every_component_fires_component_callbacks_with_its_kwargs(callbacks):
+    seen = []
+    script_callbacks.on_before_component(lambda c, **kw: seen.append(("before", type(c).__name__, kw.get("elem_id"), hasattr(c, "_id"))))
+    script_callbacks.on_after_component(lambda c, **kw: seen.append(("after", type(c).__name__, kw.get("elem_id"), c.elem_id)))
+    with gr.Blocks():
+        with gr.Row():
+            gr.Button("x", elem_id="btn")
+            gr.Dropdown(["a", "b"], value="a", elem_id="dd")
+    assert ("before", "Button", "btn", False) in seen
+    assert ("after", "Button", "btn", "btn") in seen
+    assert ("after", "Dropdown", "dd", "dd") in seen
+    assert not any(name == "Row" for _, name, _, _ in seen)  # layouts are not components
+
+
+def test_a_failing_component_callback_does_not_break_the_ui(callbacks, monkeypatch):
+    reports = Reports()
+    monkeypatch.setattr(errors, "report", reports)
+    script_callbacks.on_after_component(lambda c, **kw: 1 / 0)
+    with gr.Blocks():
+        t = gr.Textbox(label="still built")
+    assert t.label == "still built"
+    assert reports.matching("Error executing callback")
+
+
+def test_components_carry_a1111_css_classes():
+    with gr.Blocks():
+        t = gr.Textbox(elem_classes="mine")
+    assert t.elem_classes == ["mine", "gradio-textbox"]
+
+
+def test_ui_components_render_as_their_gradio_parents():
+    from modules.ui_components import DropdownMulti, FormRow, InputAccordion, ToolButton
+    with gr.Blocks() as demo:
+        with FormRow():
+            ToolButton(value="\U0001f504", elem_id="refresh")
+        with InputAccordion(True, label="Feature", elem_id="feat") as feature:
+            gr.Slider(label="inside")
+        DropdownMulti(choices=["a", "b"], value=["a"], label="multi")
+    types = {c["props"].get("elem_id"): c["type"] for c in demo.get_config_file()["components"]}
+    assert types["refresh"] == "button"
+    assert types["feat"] == "accordion"
+    assert types["feat-checkbox"] == "checkbox"
+    assert feature.value is True and feature.accordion.open is True
