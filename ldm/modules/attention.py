@@ -145,3 +145,7 @@ class SpatialTransformer(nn.Module):
         if not self.use_linear:
             x = self.proj_out(x)
         return x + x_in
+
+
+class MemoryEfficientCrossAttention(CrossAttention):
+    """The original xformers attention class name; extensions import and isinstance-check it. Never instantiated here."""
