@@ -1,0 +1,47 @@
+"""Pasting an infotext into txt2img restores sampler, schedule, seed, size and hires settings (the ↙️ button)."""
+import pytest
+
+INFOTEXT = (
+    "a red circle, (masterpiece:1.2)\n"
+    "Negative prompt: blurry\n"
+    "Steps: 25, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 1234, Size: 512x768, "
+    "Model hash: 0123456789, Model: demo, Denoising strength: 0.45, Hires upscale: 1.5, Hires steps: 12, "
+    "Hires upscaler: Latent (bicubic), Variation seed: 99, Variation seed strength: 0.3, Version: v1.10.1"
+)
+
+
+@pytest.fixture(scope="module")
+def txt2img_tab():
+    from webui import ui
+    demo = ui.create_ui()
+    return demo.ui_context.tabs["txt2img"]
+
+
+def values_by_key(tab, text):
+    from webui import infotext_apply
+    targets = infotext_apply.paste_targets(tab["form"], tab["seed"], tab["hires"])
+    values = infotext_apply.apply_infotext(text, targets)
+    return {key: value for (key, _), value in zip(targets, values)}
+
+
+def test_paste_restores_the_generation_settings(txt2img_tab):
+    v = values_by_key(txt2img_tab, INFOTEXT)
+    assert v["Prompt"] == "a red circle, (masterpiece:1.2)" and v["Negative prompt"] == "blurry"
+    assert v["Steps"] == 25 and v["Sampler"] == "DPM++ 2M" and v["Schedule type"] == "Karras"
+    assert v["CFG scale"] == 6.5 and v["Seed"] == 1234 and v["Size-1"] == 512 and v["Size-2"] == 768
+    assert v["__enable_hr"] is True and v["Denoising strength"] == 0.45 and v["Hires upscale"] == 1.5
+    assert v["Hires steps"] == 12 and v["Hires upscaler"] == "Latent (bicubic)"
+    assert v["__seed_extras"] is True and v["Variation seed"] == 99 and v["Variation seed strength"] == 0.3
+
+
+def test_legacy_combined_sampler_name_is_split(txt2img_tab):
+    v = values_by_key(txt2img_tab, "a cat\nSteps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 5, Size: 512x512")
+    assert v["Sampler"] == "DPM++ 2M" and v["Schedule type"] == "Karras"
+    assert v["__enable_hr"] is False
+
+
+def test_plain_prompt_without_parameters_only_sets_the_prompt(txt2img_tab):
+    import gradio as gr
+    v = values_by_key(txt2img_tab, "just a prompt")
+    assert v["Prompt"] == "just a prompt"
+    assert isinstance(v["Steps"], dict) or v["Steps"] == gr.update()
