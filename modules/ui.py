@@ -1,0 +1,7 @@
+"""Re-exports, under the A1111 name modules.ui, the UI helpers extensions import (defined in webui/)."""
+from webui.extension_ui_helpers import (  # noqa: F401
+    apply_style_symbol, clear_prompt_symbol, create_refresh_button, detect_image_size_symbol, extra_networks_symbol,
+    folder_symbol, gr_show, paste_symbol, plaintext_to_html, refresh_symbol, restore_progress_symbol, save_style_symbol,
+    switch_values_symbol,
+)
+from webui.ui_components import ToolButton  # noqa: F401
