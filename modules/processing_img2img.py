@@ -168,8 +168,13 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         self.sampler = sd_samplers.create_sampler(self.sampler_name, self.sd_model)
         init_images = self._checked_init_images()
 
+        self._reset_run_state()
         crop_region = None
         image_mask = self.image_mask
+        if image_mask is not None and image_mask is getattr(self, "_processed_mask", None):
+            # p is run again (loopback, batch): start from the mask the caller gave, not the blurred crop of it
+            image_mask = self._source_mask
+        self._source_mask = image_mask
         if image_mask is not None:
             image_mask = self._mask_matching(image_mask, init_images[0])
             image_mask = create_binary_mask(image_mask, round=self.mask_round)
@@ -204,6 +209,7 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
             if image_mask is not None:
                 self.overlay_images = []
         self.image_mask = image_mask
+        self._processed_mask = image_mask
 
         latent_mask = self.latent_mask if self.latent_mask is not None else image_mask
         if latent_mask is not None and self.latent_mask is not None:
@@ -270,6 +276,17 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
             self._init_latent_mask(latent_mask, all_seeds)
 
         self.image_conditioning = self.img2img_image_conditioning(image * 2 - 1, self.init_latent, image_mask, self.mask_round)
+
+    def _reset_run_state(self):
+        """Forget what an earlier run of this same object computed (scripts call process_images on p repeatedly)."""
+        self.mask = None
+        self.nmask = None
+        self.paste_to = None
+        self.overlay_images = None
+        self.mask_for_overlay = None
+        self.unchanged_images = None
+        self.init_latent = None
+        self.image_conditioning = None
 
     def _init_latent_mask(self, latent_mask, all_seeds):
         """mask = where the init latent is kept, nmask = where it is repainted; and the latent masked contents."""
