@@ -418,13 +418,14 @@ def draw_xyz_grid(p, xs, ys, zs, x_labels, y_labels, z_labels, cell, draw_legend
 
     list_size = len(xs) * len(ys) * len(zs)
     processed_result = None
+    produced_any = False
     state.job_count = list_size * p.n_iter
 
     def index(ix, iy, iz):
         return ix + iy * len(xs) + iz * len(xs) * len(ys)
 
     def process_cell(x, y, z, ix, iy, iz):
-        nonlocal processed_result
+        nonlocal processed_result, produced_any
         state.job = f"{index(ix, iy, iz) + 1} out of {list_size}"
         processed = cell(x, y, z, ix, iy, iz)
 
@@ -438,14 +439,11 @@ def draw_xyz_grid(p, xs, ys, zs, x_labels, y_labels, z_labels, cell, draw_legend
 
         idx = index(ix, iy, iz)
         if processed.images:
+            produced_any = True
             processed_result.images[idx] = processed.images[0]
             processed_result.all_prompts[idx] = processed.prompt
             processed_result.all_seeds[idx] = processed.seed
             processed_result.infotexts[idx] = processed.infotexts[0] if processed.infotexts else processed.info
-        else:
-            from PIL import Image
-            size = processed_result.images[0].size if processed_result.images[0] is not None else (p.width, p.height)
-            processed_result.images[idx] = Image.new("RGB", size)
 
     ranges = {"x": range(len(xs)), "y": range(len(ys)), "z": range(len(zs))}
     values = {"x": xs, "y": ys, "z": zs}
@@ -461,7 +459,7 @@ def draw_xyz_grid(p, xs, ys, zs, x_labels, y_labels, z_labels, cell, draw_legend
     if not processed_result:
         print("Unexpected error: Processing could not begin, you may need to refresh the tab or restart the service.")
         return Processed(p, [])
-    if not any(processed_result.images):
+    if not produced_any:
         print("Unexpected error: draw_xyz_grid failed to return even a single processed image")
         return Processed(p, [])
 
