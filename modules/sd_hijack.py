@@ -1,0 +1,110 @@
+"""Installs the prompt machinery into a loaded model (A1111: modules.sd_hijack.model_hijack).
+
+`hijack(m)` replaces `m.cond_stage_model` with the chunking/emphasis wrapper and wraps the token embedding so
+textual-inversion vectors are injected; `apply_circular` switches every Conv2d to circular padding (Tiling).
+"""
+import torch
+
+from modules import devices, shared
+
+
+class EmbeddingsWithFixes(torch.nn.Module):
+    """Token embedding that pastes textual-inversion vectors at the positions the chunker recorded."""
+
+    def __init__(self, wrapped, embeddings, textual_inversion_key="clip_l"):
+        super().__init__()
+        self.wrapped = wrapped
+        self.embeddings = embeddings
+        self.textual_inversion_key = textual_inversion_key
+        self.weight = wrapped.weight
+
+    def forward(self, input_ids):
+        batch_fixes = self.embeddings.fixes
+        self.embeddings.fixes = None
+        inputs_embeds = self.wrapped(input_ids)
+        if batch_fixes is None or len(batch_fixes) == 0 or max([len(x) for x in batch_fixes]) == 0:
+            return inputs_embeds
+        vecs = []
+        for fixes, tensor in zip(batch_fixes, inputs_embeds):
+            for offset, embedding in fixes:
+                vec = embedding.vec[self.textual_inversion_key] if isinstance(embedding.vec, dict) else embedding.vec
+                emb = devices.cond_cast_unet(vec).to(tensor.device, dtype=tensor.dtype)
+                emb_len = min(tensor.shape[0] - offset - 1, emb.shape[0])
+                # offset + 1 because position 0 is BOS
+                tensor = torch.cat([tensor[0:offset + 1], emb[0:emb_len], tensor[offset + 1 + emb_len:]]).to(dtype=inputs_embeds.dtype)
+            vecs.append(tensor)
+        return torch.stack(vecs)
+
+
+def flatten(el):
+    flattened = [flatten(children) for children in el.children()]
+    res = [el]
+    for c in flattened:
+        res += c
+    return res
+
+
+class StableDiffusionModelHijack:
+    fixes = None
+    layers = None
+    circular_enabled = False
+    clip = None
+    optimization_method = None
+
+    def __init__(self):
+        from modules.textual_inversion.textual_inversion import EmbeddingDatabase
+        self.extra_generation_params = {}
+        self.comments = []
+        self.embedding_db = EmbeddingDatabase()
+        self.embedding_db.add_embedding_dir(shared.cmd_opts.embeddings_dir)
+
+    def apply_optimizations(self, option=None):
+        self.optimization_method = "sdp"  # the UNet always uses torch's scaled-dot-product attention
+
+    def hijack(self, m):
+        from ldm.modules.encoders.modules import FrozenCLIPEmbedder
+        from modules import sd_hijack_clip
+        if isinstance(m.cond_stage_model, FrozenCLIPEmbedder):
+            model_embeddings = m.cond_stage_model.transformer.text_model.embeddings
+            if not isinstance(model_embeddings.token_embedding, EmbeddingsWithFixes):
+                model_embeddings.token_embedding = EmbeddingsWithFixes(model_embeddings.token_embedding, self)
+            m.cond_stage_model = sd_hijack_clip.FrozenCLIPEmbedderWithCustomWords(m.cond_stage_model, self)
+        self.apply_optimizations()
+        self.clip = m.cond_stage_model
+        self.layers = flatten(m)
+        self.embedding_db.load_textual_inversion_embeddings(force_reload=True, model=m)
+
+    def undo_hijack(self, m):
+        from modules import sd_hijack_clip
+        if isinstance(m.cond_stage_model, sd_hijack_clip.FrozenCLIPEmbedderWithCustomWordsBase):
+            m.cond_stage_model = m.cond_stage_model.wrapped
+            model_embeddings = m.cond_stage_model.transformer.text_model.embeddings
+            if isinstance(model_embeddings.token_embedding, EmbeddingsWithFixes):
+                model_embeddings.token_embedding = model_embeddings.token_embedding.wrapped
+        self.apply_circular(False)
+        self.layers = None
+        self.clip = None
+
+    def apply_circular(self, enable):
+        if self.circular_enabled == enable:
+            return
+        self.circular_enabled = enable
+        for layer in [layer for layer in self.layers or [] if type(layer) == torch.nn.Conv2d]:
+            layer.padding_mode = "circular" if enable else "zeros"
+
+    def clear_comments(self):
+        self.comments = []
+        self.extra_generation_params = {}
+
+    def get_prompt_lengths(self, text):
+        if self.clip is None:
+            return "-", "-"
+        _, token_count = self.clip.process_texts([text])
+        return token_count, self.clip.get_target_prompt_token_count(token_count)
+
+    def redo_hijack(self, m):
+        self.undo_hijack(m)
+        self.hijack(m)
+
+
+model_hijack = StableDiffusionModelHijack()
