@@ -238,7 +238,7 @@ def variant_naive(a, b, c, out, method):
     del torch
 
 
-VARIANTS = {"read inputs + write output": variant_io_floor, "streamed (ours)": variant_streamed, "naive (load everything)": variant_naive}
+VARIANTS = {"read inputs + write output (no math)": variant_io_floor, "streamed (ours)": variant_streamed, "naive (load everything)": variant_naive}
 
 
 def child(args):
@@ -305,7 +305,7 @@ def main():
                 continue
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append((method, variant, r["seconds"], r["peak_rss"], r["baseline_rss"]))
-            print(f"{method:15s} {variant:28s} {r['seconds']:7.1f} s  peak RSS {_gb(r['peak_rss'])}", file=sys.stderr)
+            print(f"{method:15s} {variant:36s} {r['seconds']:7.1f} s  peak RSS {_gb(r['peak_rss'])}", file=sys.stderr)
     if os.path.exists(out):
         os.remove(out)
 

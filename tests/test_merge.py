@@ -403,3 +403,41 @@ def test_chunked_merge_with_mixed_dtypes_matches_direct_computation():
     torch.testing.assert_close(out, a.float() + (b - a.float()) * w)
     merge_methods.merge_into(out, "add_difference", a, b, c, m=0.6, chunk=4)
     torch.testing.assert_close(out, a.float() + (b - c.float()) * 0.6)
+
+
+@pytest.mark.browser
+def test_merge_two_checkpoints_in_the_browser(tmp_path):
+    """The tab end to end: pick A and B, Merge, and the new file is saved and listed in the checkpoint dropdown."""
+    from tests.webui_server import WebuiServer, chromium_available, launch_browser
+    if not chromium_available():
+        pytest.skip("needs Debian's chromium and playwright")
+    factory = pytest.importorskip("tests.checkpoint_factory")
+    from playwright.sync_api import sync_playwright
+    models = tmp_path / "models" / "Stable-diffusion"
+    factory.make_tiny_sd1_checkpoint(str(models / "tiny-a.safetensors"), seed=0)
+    factory.make_tiny_sd1_checkpoint(str(models / "tiny-b.safetensors"), seed=1)
+
+    def pick(page, elem_id, text):
+        page.locator(f"#{elem_id} input").click()
+        page.get_by_role("option").filter(has_text=text).first.click()
+
+    with WebuiServer(tmp_path) as server, sync_playwright() as pw:
+        browser = launch_browser(pw)
+        page = browser.new_page()
+        page.goto(server.url)
+        page.get_by_role("tab", name="Checkpoint Merger").click()
+        pick(page, "modelmerger_primary_model_name", "tiny-a")
+        pick(page, "modelmerger_secondary_model_name", "tiny-b")
+        page.locator("#modelmerger_custom_name textarea, #modelmerger_custom_name input").first.fill("browser-merge")
+        page.locator("#modelmerger_merge").click()
+        page.locator("#modelmerger_result").get_by_text("Checkpoint saved to").wait_for(timeout=120000)
+        assert (models / "browser-merge.safetensors").exists()
+        page.locator("#setting_sd_model_checkpoint input").click()
+        page.get_by_role("option").filter(has_text="browser-merge").first.click(timeout=30000)
+        page.locator("#sd_checkpoint_status").get_by_text("Loaded browser-merge").wait_for(timeout=120000)
+        browser.close()
+    merged = load_file(str(models / "browser-merge.safetensors"))
+    a = load_file(str(models / "tiny-a.safetensors"))
+    b = load_file(str(models / "tiny-b.safetensors"))
+    key = next(k for k in a if k.startswith("model.diffusion_model.") and a[k].is_floating_point())
+    torch.testing.assert_close(merged[key], a[key] * 0.7 + b[key] * 0.3)
