@@ -141,7 +141,8 @@ class SpatialTransformer(nn.Module):
             x = block(x, context=context[i])
         if self.use_linear:
             x = self.proj_out(x)
-        x = x.transpose(1, 2).reshape(b, -1, h, w)
+        # .contiguous(): the reshape alone is a channels-last view, which makes every later conv re-layout its weights
+        x = x.transpose(1, 2).reshape(b, -1, h, w).contiguous()
         if not self.use_linear:
             x = self.proj_out(x)
         return x + x_in
