@@ -44,7 +44,8 @@ class Script(scripts.Script):
         parts, all_prompts = matrix_prompts(original_prompt, put_at_start, delimiter)
 
         p.n_iter = math.ceil(len(all_prompts) / p.batch_size)
-        p.do_not_save_grid = True
+        save_grid = opts.grid_save and not p.do_not_save_grid and p.outpath_grids
+        p.do_not_save_grid = True  # the script draws its own labelled grid
         print(f"Prompt matrix will create {len(all_prompts)} images using a total of {p.n_iter} batches.")
         if prompt_type == "positive":
             p.prompt = all_prompts
@@ -63,6 +64,6 @@ class Script(scripts.Script):
         processed.index_of_first_image = 1
         cell_infotexts = processed.infotexts[-len(cells):]
         processed.infotexts = [cell_infotexts[0]] + cell_infotexts
-        if opts.grid_save:
+        if save_grid:
             images.save_image(grid, p.outpath_grids, "prompt_matrix", extension=opts.grid_format, prompt=original_prompt, seed=processed.seed, grid=True, p=p)
         return processed
