@@ -405,15 +405,18 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
     filename = checkpoint_info.filename
 
     with load_lock:
-        if shared.sd_model is not None:
-            unload_model_weights(shared.sd_model)
+        # read and recognise the file first: a bad file leaves the current model loaded
         state_dict = already_loaded_state_dict if already_loaded_state_dict is not None else read_state_dict(filename)
         config = model_detection.detect_config(state_dict, filename)
+        if shared.sd_model is not None:
+            unload_model_weights(shared.sd_model)
         model = build_model(config)
         load_model_weights(model, checkpoint_info, state_dict)
         del state_dict
 
         from modules import sd_vae
+        if not sd_vae.vae_dict:
+            sd_vae.refresh_vae_list()
         vae_file, vae_source = sd_vae.resolve_vae(filename)
         sd_vae.load_vae(model, vae_file, vae_source)
 

@@ -214,6 +214,15 @@ def test_truncated_checkpoint_gives_a_clear_error(env, files, suffix):
     assert shared.sd_model is None
 
 
+def test_a_bad_file_leaves_the_loaded_model_in_place(env, files):
+    model = sd_models.load_model(sd_models.CheckpointInfo(files.st))
+    broken = env.sd_dir / "broken.safetensors"
+    broken.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="broken.safetensors"):
+        sd_models.load_model(sd_models.CheckpointInfo(str(broken)))
+    assert shared.sd_model is model and shared.opts.sd_model_checkpoint == model.sd_checkpoint_info.title
+
+
 def test_file_that_is_not_a_checkpoint_gives_a_clear_error(env, files):
     text = env.sd_dir / "notes.safetensors"
     text.write_text("hello, I am not a model")

@@ -151,7 +151,7 @@ class LatentDiffusion(nn.Module):
 
     # ---- the VAE -------------------------------------------------------------------------------------------------------
     def encode_first_stage(self, x):
-        return self.first_stage_model.encode(x)
+        return self.first_stage_model.encode(x.to(self.first_stage_model.dtype))
 
     def get_first_stage_encoding(self, encoder_posterior):
         if isinstance(encoder_posterior, DiagonalGaussianDistribution):
@@ -163,7 +163,8 @@ class LatentDiffusion(nn.Module):
         return self.scale_factor * z
 
     def decode_first_stage(self, z, predict_cids=False, force_not_quantize=False):
-        return self.first_stage_model.decode(z / self.scale_factor)
+        # in the VAE's dtype (fp32 with --no-half-vae while the UNet is half)
+        return self.first_stage_model.decode((z / self.scale_factor).to(self.first_stage_model.dtype))
 
     # ---- conversions samplers use ------------------------------------------------------------------------------------
     def q_sample(self, x_start, t, noise=None):
