@@ -97,7 +97,10 @@ def make_tiny_vae(path, seed=1, prefixed=False, dtype=torch.float32):
 def sd15_state_dict(seed=0, dtype=torch.float32, with_schedule=True):
     """A random-weight checkpoint dict at full SD1.5 widths (UNet 320x(1,2,4,4), VAE 128x(1,2,4,4), CLIP ViT-L/14)."""
     model = build_random_model(unet=SD15_UNET, vae=SD15_VAE, clip=SD15_CLIP, seed=seed)
-    sd = model_state_dict(model, dtype=dtype, with_schedule=with_schedule) if dtype != torch.float32 else \
-        {**{k: v.detach() for k, v in model.state_dict().items()},
-         **({n: getattr(model, n) for n in model.SCHEDULE_BUFFERS} if with_schedule else {})}
+    if dtype != torch.float32:
+        return model_state_dict(model, dtype=dtype, with_schedule=with_schedule)
+    # fp32: hand out the model's own tensors (no 4 GB copy)
+    sd = {k: v.detach() for k, v in model.state_dict().items()}
+    if with_schedule:
+        sd.update({name: getattr(model, name) for name in model.SCHEDULE_BUFFERS})
     return sd
