@@ -98,6 +98,6 @@ def initialize(load_model_in_background=True):
         _step("model", load_model)
 
 
-def wait_for_model():
+def wait_for_model(timeout=None):
     if model_loading_thread is not None:
-        model_loading_thread.join()
+        model_loading_thread.join(timeout)

@@ -1,5 +1,6 @@
 """The walking skeleton in a real browser: type a prompt, press Generate, get an image and its infotext."""
 import os
+import re
 
 import pytest
 
@@ -24,7 +25,8 @@ def test_prompt_generate_image_and_infotext(tmp_path):
         browser = launch_browser(pw)
         page = browser.new_page()
         page.goto(server.url)
-        page.locator("#setting_sd_model_checkpoint").get_by_text("tiny.safetensors").first.wait_for(timeout=30000)
+        from playwright.sync_api import expect
+        expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^tiny\.safetensors"), timeout=30000)
         page.locator("#txt2img_prompt textarea").fill("a red circle")
         set_number(page, "txt2img_width", 64)
         set_number(page, "txt2img_height", 64)

@@ -12,11 +12,17 @@ def checkpoint_titles():
 
 
 def current_checkpoint_title():
+    """The loaded (or about to be loaded) checkpoint's title, as it appears in the dropdown's choices."""
     from modules import sd_models
-    if shared.sd_model is not None and getattr(shared.sd_model, "sd_checkpoint_info", None) is not None:
-        return shared.sd_model.sd_checkpoint_info.title
-    info = sd_models.select_checkpoint()
-    return info.title if info is not None else None
+    info = getattr(shared.sd_model, "sd_checkpoint_info", None) if shared.sd_model is not None else None
+    if info is None:
+        info = sd_models.select_checkpoint()
+    if info is None:
+        return None
+    for title, listed in sd_models.checkpoints_list.items():
+        if listed.filename == info.filename:
+            return title
+    return info.title
 
 
 def switch_checkpoint(title):
@@ -45,6 +51,9 @@ def refresh_checkpoints():
 
 
 def create_quicksettings(ctx):
+    from modules import initialize
+    # A checkpoint's title gains its hash once loaded; give a quick load the chance to finish first.
+    initialize.wait_for_model(timeout=10)
     with gr.Row(elem_id="quicksettings"):
         ctx.checkpoint_dropdown = gr.Dropdown(label="Stable Diffusion checkpoint", elem_id="setting_sd_model_checkpoint",
                                               choices=checkpoint_titles(), value=current_checkpoint_title(), scale=4)
