@@ -64,6 +64,8 @@ def load_all():
 
 def unload_all():
     from modules import extensions, script_callbacks, scripts
+    # Let extensions undo their monkeypatches (vectorscope restores KDiffusionSampler) before forgetting them.
+    script_callbacks.script_unloaded_callback()
     scripts._clear_script_callbacks()
     scripts._forget_extension_modules()
     scripts.scripts_data.clear()
