@@ -20,6 +20,15 @@ def cheap_approximation(sample: torch.Tensor) -> torch.Tensor:
 
 
 def latent_to_image(sample: torch.Tensor, method: str) -> Image.Image:
+    if method == "TAESD":
+        from modules import sd_vae_taesd
+        model = sd_vae_taesd.decoder_model()
+        if model is not None:
+            with torch.inference_mode():
+                x = model(sample[None].to(next(model.parameters()).device, next(model.parameters()).dtype))[0] * 2 - 1
+            x = torch.clamp((x.float().cpu() + 1.0) / 2.0, 0.0, 1.0)
+            return Image.fromarray((255.0 * x.permute(1, 2, 0).numpy()).round().astype(np.uint8))
+        method = "Approx cheap"
     if method == "Full" and shared.sd_model is not None:
         with torch.inference_mode():
             x = shared.sd_model.decode_first_stage(sample[None].to(shared.device, dtype=shared.sd_model.first_stage_model.dtype if hasattr(shared.sd_model.first_stage_model, "dtype") else torch.float32))[0]
@@ -41,7 +50,4 @@ def current_preview():
     sample = latent[0] if latent.dim() == 4 else latent
     if sample.shape[0] != 4:
         return None
-    method = shared.opts.show_progress_type
-    if method == "TAESD":
-        method = "Approx cheap"
-    return latent_to_image(sample.detach(), method)
+    return latent_to_image(sample.detach(), shared.opts.show_progress_type)
