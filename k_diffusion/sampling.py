@@ -9,6 +9,7 @@ object whose `randn_like` returns the next draw of each image's own generator (A
 makes results independent of batch position. Keep using `torch.randn_like` here for that reason.
 """
 import math
+import warnings
 
 import torch
 import torchsde
@@ -16,6 +17,9 @@ from scipy import integrate
 from tqdm.auto import trange, tqdm
 
 from . import utils
+
+# Float rounding puts sigmas a hair outside the tree's [sigma_min, sigma_max]; torchsde warns each time. Harmless.
+warnings.filterwarnings("ignore", message="Should have t[ab]", module="torchsde")
 
 
 def append_zero(x):
