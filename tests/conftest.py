@@ -14,3 +14,25 @@ os.environ.setdefault("SD_WEBUI_TEST_ARGV", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_path(tmp_path_factory):
+    """One tiny SD1 checkpoint (real key layout) for the whole session."""
+    from tests.checkpoint_factory import make_tiny_sd1_checkpoint
+    path = str(tmp_path_factory.mktemp("tiny-ckpt") / "tiny.safetensors")
+    make_tiny_sd1_checkpoint(path)
+    return path
+
+
+@pytest.fixture
+def tiny_model(tiny_checkpoint_path):
+    """`shared.sd_model` loaded from the session's tiny checkpoint (reloaded only if another model replaced it)."""
+    from modules import sd_models, shared
+    info = getattr(shared.sd_model, "sd_checkpoint_info", None)
+    if shared.sd_model is None or info is None or info.filename != tiny_checkpoint_path:
+        sd_models.load_model(sd_models.CheckpointInfo(tiny_checkpoint_path))
+    return shared.sd_model

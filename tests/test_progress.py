@@ -2,16 +2,6 @@
 import pytest
 
 from modules import processing, script_callbacks, shared
-from tests.checkpoint_factory import make_tiny_sd1_checkpoint
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from modules import sd_models
-    path = str(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
-    make_tiny_sd1_checkpoint(path)
-    sd_models.load_model(sd_models.CheckpointInfo(path))
-    return shared.sd_model
 
 
 def make_p(model, **kwargs):

@@ -6,16 +6,6 @@ import pytest
 from PIL import Image
 
 from modules import processing, shared
-from tests.checkpoint_factory import make_tiny_sd1_checkpoint
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from modules import sd_models
-    path = str(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
-    make_tiny_sd1_checkpoint(path)
-    model = sd_models.load_model(sd_models.CheckpointInfo(path))
-    yield model if model is not None else shared.sd_model
 
 
 def run(model, **kwargs):
