@@ -47,18 +47,17 @@ def samples_to_images_tensor(sample, approximation=None, model=None):
     if approximation is None or (state.interrupted and getattr(opts, "live_preview_fast_interrupt", False)):
         approximation = approximation_indexes.get(getattr(opts, "show_progress_type", "Full"), 0)
 
-    try:
-        if approximation == 2:
-            from modules import sd_vae_approx
-            return sd_vae_approx.cheap_approximation(sample)
-        if approximation == 1:
-            from modules import sd_vae_approx
-            return sd_vae_approx.model()(sample.to(devices.device, devices.dtype)).detach()
-        if approximation == 3:
-            from modules import sd_vae_taesd
-            return sd_vae_taesd.decoder_model()(sample.to(devices.device, devices.dtype)).detach() * 2 - 1
-    except (ImportError, AttributeError, FileNotFoundError):
-        pass  # the approximation is not available: decode fully instead
+    if approximation in (1, 2):
+        # "Approx NN" has no model here; both use the cheap linear latent->RGB map of modules.live_preview
+        from modules import live_preview
+        return torch.stack([live_preview.cheap_approximation(s) for s in sample]).to(sample.device)
+    if approximation == 3:
+        from modules import sd_vae_taesd
+        decoder = sd_vae_taesd.decoder_model()
+        if decoder is not None:
+            parameter = next(decoder.parameters())
+            return decoder(sample.to(parameter.device, parameter.dtype)).detach() * 2 - 1
+        # no TAESD weights in models/VAE-approx: decode fully instead
 
     if model is None:
         model = shared.sd_model
@@ -97,15 +96,8 @@ def samples_to_image_grid(samples, approximation=None):
 
 
 def images_tensor_to_samples(image, approximation=None, model=None):
-    """Images in [0, 1] -> latents (scaled by the model's scale_factor)."""
-    if approximation is None:
-        approximation = approximation_indexes.get(getattr(opts, "sd_vae_encode_method", "Full"), 0)
-
-    if approximation == 3:
-        from modules import sd_vae_taesd
-        image = image.to(devices.device, devices.dtype)
-        return sd_vae_taesd.encoder_model()(image)
-
+    """Images in [0, 1] -> latents (scaled by the model's scale_factor). Always the full VAE: TAESD's encoder is
+    not shipped, so `approximation` is accepted for A1111 compatibility and ignored."""
     if model is None:
         model = shared.sd_model
     image = image.to(devices.device, dtype=devices.dtype_vae) * 2 - 1
