@@ -3,7 +3,8 @@ import os
 import shutil
 import textwrap
 
-CORPUS = "/work/shared/extension-corpus"
+# The corpus sits in shared/ beside the checkout (as in CI's fresh clone).
+CORPUS = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "extension-corpus"))
 
 
 def write_extension(root, name, files):
