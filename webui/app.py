@@ -33,9 +33,31 @@ def server_name(cmd_opts):
     return "0.0.0.0" if cmd_opts.listen else "127.0.0.1"
 
 
+def _patient_localhost_check():
+    """Gradio refuses to start when a 3-second HEAD request to its own page times out, which happens on a
+    busy machine; we serve on this machine by design, so wait longer and never abort the launch over it."""
+    import httpx
+    from gradio import networking
+
+    def url_ok(url):
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.head(url, timeout=10, verify=False).status_code < 500:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        print(f"Warning: {url} did not answer within 60 seconds; continuing.", flush=True)
+        return True
+
+    networking.url_ok = url_ok
+
+
 def _launch(demo, cmd_opts, share):
     from modules import shared
     from webui import page_assets
+    _patient_localhost_check()
     return demo.launch(
         share=share,
         server_name=server_name(cmd_opts),
@@ -98,6 +120,27 @@ def build_and_launch():
     return demo, app
 
 
+def reload_ui(demo):
+    """Reload UI: on_before_reload, close the page's server, rescan extensions (installed or toggled ones count),
+    then reload scripts, which fires on_script_unloaded once before importing them afresh."""
+    from modules import errors, extensions, script_callbacks, scripts
+    script_callbacks.before_reload_callback()
+    try:
+        demo.close()
+    except Exception:
+        errors.report("Error closing the page before Reload UI", exc_info=True)
+    try:
+        extensions.list_extensions()
+    except Exception:
+        errors.report("Error listing extensions on Reload UI", exc_info=True)
+    scripts.reload_scripts()
+    from modules import shared
+    if shared.sd_model is not None:
+        # Reloaded extensions hook the model when it loads; tell them it already is.
+        script_callbacks.model_loaded_callback(shared.sd_model)
+    time.sleep(0.5)
+
+
 def webui():
     from modules import shared
     try:
@@ -123,15 +166,7 @@ def webui():
             return
         # "restart": Reload UI rebuilds the page and reloads scripts without restarting the process.
         print("Reloading the UI...", flush=True)
-        try:
-            from modules import script_callbacks, scripts
-            script_callbacks.before_reload_callback()
-            script_callbacks.script_unloaded_callback()
-            demo.close()
-            scripts.reload_scripts()
-        except (ImportError, AttributeError):
-            demo.close()
-        time.sleep(0.5)
+        reload_ui(demo)
 
 
 if __name__ == "__main__":
