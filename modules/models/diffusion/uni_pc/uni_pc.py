@@ -223,7 +223,12 @@ class UniPC:
         return x_t, model_t
 
     def multistep_uni_pc_vary_update(self, x, model_prev_list, t_prev_list, t, order, use_corrector=True):
-        """One UniPC step with coefficients varying with the step ratios (the "vary_coeff" variant)."""
+        """One UniPC step with coefficients varying with the step ratios (the "vary_coeff" variant).
+
+        The differences D1 = (x0_i - x0_0) / r_i are Taylor combinations of h^n x0^(n) with coefficients
+        C[i, n-1] = r_i^(n-1) / n!; inverting C recovers the derivatives, each integrated exactly with phi_(n+1).
+        The corrector uses every derivative it recovers, including the new difference's share of the low orders.
+        """
         model_prev_0, sigma_prev_0, sigma_t, alpha_t, h, rks, D1s = self._step_basics(model_prev_list, t_prev_list, t, order)
         K = len(rks)
 
@@ -262,11 +267,13 @@ class UniPC:
         if use_corrector:
             model_t = self.model_fn(x_t, t)
             D1_t = model_t - model_prev_0
+            # h^n x0^(n) for n = 1..K from all K differences (the history and the new one), each with its phi
             x_t = x_t_
-            k = 0
-            for k in range(K - 1):
-                x_t = x_t - alpha_t * h_phi_ks[k + 1] * torch.einsum('bk...,k->b...', D1s, A_c[k][:-1].to(x.dtype))
-            x_t = x_t - alpha_t * h_phi_ks[K] * (D1_t * A_c[k][-1])
+            for k in range(K):
+                derivative = D1_t * A_c[k][-1].to(x.dtype)
+                if len(D1s) > 0:
+                    derivative = derivative + torch.einsum('bk...,k->b...', D1s, A_c[k][:-1].to(x.dtype))
+                x_t = x_t - alpha_t * h_phi_ks[k + 1] * derivative
 
         return x_t, model_t
 
