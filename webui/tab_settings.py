@@ -143,6 +143,8 @@ def create_tab(ctx):
         pass
     opts.reorder()
     keys, components = [], []
+    from webui import quicksettings
+    shown_above = set(quicksettings.extra_quicksettings_keys())  # those live in the quicksettings row instead
     with gr.Column(elem_id="settings"):
         with gr.Row():
             apply_button = gr.Button("Apply settings", variant="primary", elem_id="settings_submit")
@@ -153,6 +155,8 @@ def create_tab(ctx):
             for (section_id, section_title), items in sections().items():
                 with gr.Tab(section_title, elem_id=f"settings_{section_id}"):
                     for key, info in items:
+                        if key in shown_above:
+                            continue
                         if info.comment_before:
                             gr.HTML(info.comment_before, elem_classes=["settings-comment"])
                         component = create_setting_component(key, info)
