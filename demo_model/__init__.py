@@ -1,0 +1,1 @@
+"""The built-in demo checkpoint: its data, judge, training and evaluation."""
