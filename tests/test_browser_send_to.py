@@ -63,8 +63,7 @@ def test_pnginfo_send_to_txt2img_restores_the_fields(tmp_path, page):
     expect(page.locator("#txt2img_cfg_scale input[type=number]")).to_have_value("5.5")
     expect(page.locator("#txt2img_width input[type=number]")).to_have_value("320")
     expect(page.locator("#txt2img_height input[type=number]")).to_have_value("448")
-    # hires settings: the checkbox is ticked and its fields filled
-    page.locator("#txt2img_hr").get_by_text("Hires. fix").first.click()
+    # hires settings: the accordion opens, the checkbox is ticked and its fields filled
     expect(page.locator("#txt2img_enable_hr input[type=checkbox]").first).to_be_checked()
     expect(page.locator("#txt2img_hr_scale input[type=number]")).to_have_value("1.5")
     expect(page.locator("#txt2img_hires_steps input[type=number]")).to_have_value("3")

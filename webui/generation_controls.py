@@ -64,7 +64,7 @@ def _demo_selected():
 
 
 def create_hires_controls(tabname, ctx):
-    with gr.Accordion("Hires. fix", open=False, elem_id=f"{tabname}_hr"):
+    with gr.Accordion("Hires. fix", open=False, elem_id=f"{tabname}_hr") as accordion:
         enable = gr.Checkbox(label="Hires. fix", value=False, elem_id=f"{tabname}_enable_hr")
         with gr.Row():
             upscaler = gr.Dropdown(label="Upscaler", elem_id=f"{tabname}_hr_upscaler", choices=hires_upscaler_names(), value="Latent")
@@ -80,7 +80,7 @@ def create_hires_controls(tabname, ctx):
         with gr.Row(visible=opts.hires_fix_show_prompts):
             prompt = gr.Textbox(label="Hires prompt", elem_id=f"{tabname}_hires_prompt", lines=3)
             negative_prompt = gr.Textbox(label="Hires negative prompt", elem_id=f"{tabname}_hires_neg_prompt", lines=3)
-    return SimpleNamespace(enable=enable, upscaler=upscaler, steps=steps, denoising_strength=denoising_strength, scale=scale,
+    return SimpleNamespace(accordion=accordion, enable=enable, upscaler=upscaler, steps=steps, denoising_strength=denoising_strength, scale=scale,
                            resize_x=resize_x, resize_y=resize_y, sampler=sampler, scheduler=scheduler, prompt=prompt,
                            negative_prompt=negative_prompt)
 

@@ -25,6 +25,8 @@ def paste_targets(form, seed, hires):
             ("Hires sampler", hires.sampler), ("Hires schedule type", hires.scheduler),
             ("Hires prompt", hires.prompt), ("Hires negative prompt", hires.negative_prompt),
         ]
+        if getattr(hires, "accordion", None) is not None:
+            targets.append(("__open_hr", hires.accordion))  # pasted hires settings are shown, not hidden
     elif "denoising_strength" in form:
         targets.append(("Denoising strength", form["denoising_strength"]))
     return targets
@@ -85,6 +87,8 @@ def apply_infotext(text: str, targets):
             values.append(has_seed_extras)
         elif key == "__enable_hr":
             values.append(has_hires)
+        elif key == "__open_hr":
+            values.append(gr.update(open=True) if has_hires else gr.update())
         elif key in params:
             values.append(_cast(params[key], component))
         else:
