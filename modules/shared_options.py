@@ -18,6 +18,11 @@ restricted_opts = {
 }
 
 
+def _all_option_keys():
+    from modules import shared
+    return list(shared.opts.data_labels)
+
+
 def _slider(minimum, maximum, step):
     return {"minimum": minimum, "maximum": maximum, "step": step}
 
@@ -216,7 +221,7 @@ options_templates.update(options_section(("ui_alternatives", "UI alternatives", 
 
 options_templates.update(options_section(("ui", "User interface", "ui"), {
     "localization": OptionInfo("None", "Localization", "Dropdown", {"choices": ["None"]}).needs_reload_ui(),
-    "quicksettings_list": OptionInfo(["sd_model_checkpoint"], "Quicksettings list", "Dropdown", {"multiselect": True, "allow_custom_value": True, "choices": []}).needs_reload_ui(),
+    "quicksettings_list": OptionInfo(["sd_model_checkpoint"], "Quicksettings list", "Dropdown", lambda: {"multiselect": True, "allow_custom_value": True, "choices": _all_option_keys()}).needs_reload_ui(),
     "ui_tab_order": OptionInfo([], "UI tab order", "Dropdown", {"multiselect": True, "choices": []}).needs_reload_ui(),
     "hidden_tabs": OptionInfo([], "Hidden UI tabs", "Dropdown", {"multiselect": True, "choices": []}).needs_reload_ui(),
     "ui_reorder_list": OptionInfo([], "UI item order for txt2img/img2img tabs", "Dropdown", {"multiselect": True, "choices": []}).needs_reload_ui(),
