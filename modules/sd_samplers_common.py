@@ -304,7 +304,6 @@ class Sampler:
         self.s_min_uncond = s_min_uncond if s_min_uncond is not None else getattr(opts, "s_min_uncond", 0.0)
 
         if getattr(p, "rng", None) is not None:
-            self._previous_torch = k_diffusion.sampling.torch
             k_diffusion.sampling.torch = TorchHijack(p)
 
         parameters = inspect.signature(self.func).parameters
@@ -349,11 +348,11 @@ class Sampler:
                 setattr(p, key, v)
                 p.extra_generation_params[label] = v
 
-    def _restore_torch(self):
-        previous = getattr(self, "_previous_torch", None)
-        if previous is not None:
-            k_diffusion.sampling.torch = previous
-            self._previous_torch = None
+    @staticmethod
+    def _restore_torch():
+        """After sampling, k_diffusion.sampling draws plain torch noise again (no stale reference to this job)."""
+        if isinstance(k_diffusion.sampling.torch, TorchHijack):
+            k_diffusion.sampling.torch = torch
 
     def create_noise_sampler(self, x, sigmas, p):
         """Brownian-tree noise seeded with this iteration's image seeds, so SDE results do not depend on batch size."""
