@@ -11,6 +11,7 @@ Worked example, 100 steps:
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections import namedtuple
 
@@ -33,33 +34,92 @@ plain: /([^\\\[\]():|]|\\.)+/
 
 def _schedule_for(prompt, steps, int_offset, flt_offset, use_old_scheduling):
     """[[end_at_step, text], ...] for one prompt; a prompt that does not parse is used verbatim for all steps."""
+    if "[" not in prompt:
+        return [[steps, prompt]]  # only [...] can schedule or alternate; everything else is re-emitted verbatim
     try:
-        return _schedule_from_tree(schedule_parser.parse(prompt), steps, int_offset, flt_offset, use_old_scheduling)
+        trees = _parse_pieces(prompt)
+        return _schedule_from_trees(trees, steps, int_offset, flt_offset, use_old_scheduling)
     except (lark.exceptions.LarkError, ValueError, OverflowError, RecursionError):
         # malformed ("a [unbalanced"), absurd numbers ("[a:1e999]") or absurd nesting: the text is used as written
         return [[steps, prompt]]
 
 
-def _schedule_from_tree(tree, steps, int_offset, flt_offset, use_old_scheduling):
+def _parse_pieces(prompt):
+    """Parse trees whose concatenation is the prompt.
 
+    The Earley parser is very slow on long prompts with many brackets (its regex terminals may match any prefix,
+    so ambiguity explodes), so a prompt whose brackets are well nested is cut at top level between bracket groups
+    and each piece is parsed on its own; the result is the same (tests compare both on random prompts). Anything
+    else, or a piece that does not parse cleanly, goes through the parser whole, as the reference does.
+    """
+    pieces = split_top_level(prompt)
+    if pieces is not None and len(pieces) > 1:
+        try:
+            trees = [_parse_cached(piece) for piece in pieces]
+            # stray top-level brackets/colons make the parse ambiguous in ways that depend on the whole text
+            if not any(isinstance(child, lark.Token) for tree in trees for child in tree.children):
+                return trees
+        except lark.exceptions.LarkError:
+            pass
+    return [_parse_cached(prompt)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(text):
+    return schedule_parser.parse(text)
+
+
+def split_top_level(prompt):
+    """Cuts a prompt before and after each top-level (...) or [...] group; None if brackets are not well nested."""
+    closer_for = {"(": ")", "[": "]"}
+    pieces = []
+    expected = []
+    start = 0
+    i = 0
+    while i < len(prompt):
+        ch = prompt[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch in closer_for:
+            if not expected and i > start:
+                pieces.append(prompt[start:i])
+                start = i
+            expected.append(closer_for[ch])
+        elif ch in ")]":
+            if not expected or expected.pop() != ch:
+                return None
+            if not expected:
+                pieces.append(prompt[start:i + 1])
+                start = i + 1
+        i += 1
+    if expected:
+        return None
+    if start < len(prompt):
+        pieces.append(prompt[start:])
+    return pieces
+
+
+def _schedule_from_trees(trees, steps, int_offset, flt_offset, use_old_scheduling):
     when_of = {}  # id(scheduled node) -> last step that still uses the "before" text
     breakpoints = {steps}
-    for node in tree.iter_subtrees():
-        if node.data == "scheduled":
-            literal = str(node.children[-2])
-            value = float(literal)
-            if use_old_scheduling:
-                value = value * steps if value < 1 else value
-            elif "." in literal:
-                value = (value - flt_offset) * steps   # a fraction of the pass
-            else:
-                value = value - int_offset             # an absolute step
-            when = min(steps, int(value))
-            when_of[id(node)] = when
-            if when >= 1:
-                breakpoints.add(when)
-        elif node.data == "alternate":
-            breakpoints.update(range(1, steps + 1))
+    for tree in trees:
+        for node in tree.iter_subtrees():
+            if node.data == "scheduled":
+                literal = str(node.children[-2])
+                value = float(literal)
+                if use_old_scheduling:
+                    value = value * steps if value < 1 else value
+                elif "." in literal:
+                    value = (value - flt_offset) * steps   # a fraction of the pass
+                else:
+                    value = value - int_offset             # an absolute step
+                when = min(steps, int(value))
+                when_of[id(node)] = when
+                if when >= 1:
+                    breakpoints.add(when)
+            elif node.data == "alternate":
+                breakpoints.update(range(1, steps + 1))
 
     def render(node, step):
         if node is None:
@@ -74,7 +134,7 @@ def _schedule_from_tree(tree, steps, int_offset, flt_offset, use_old_scheduling)
             return render(options[(step - 1) % len(options)], step)
         return "".join(render(child, step) for child in node.children)
 
-    return [[step, render(tree, step)] for step in sorted(breakpoints)]
+    return [[step, "".join(render(tree, step) for tree in trees)] for step in sorted(breakpoints)]
 
 
 def get_learned_conditioning_prompt_schedules(prompts, base_steps, hires_steps=None, use_old_scheduling=False):
