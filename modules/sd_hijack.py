@@ -5,7 +5,7 @@ textual-inversion vectors are injected; `apply_circular` switches every Conv2d t
 """
 import torch
 
-from modules import devices, shared
+from modules import devices, errors, shared
 
 
 class EmbeddingsWithFixes(torch.nn.Module):
@@ -36,6 +36,20 @@ class EmbeddingsWithFixes(torch.nn.Module):
         return torch.stack(vecs)
 
 
+def _is_hf_clip_embedder(model):
+    """ldm's FrozenCLIPEmbedder or anything shaped like it: an HF tokenizer and a CLIP text transformer."""
+    return hasattr(model, "tokenizer") and hasattr(model, "transformer") and not hasattr(model, "hijack")
+
+
+def _set_empty_prompt_cond(m):
+    """The empty prompt's conditioning, which "Pad prompt/negative prompt" repeats to equalize lengths."""
+    try:
+        with torch.no_grad():
+            m.cond_stage_model_empty_prompt = m.get_learned_conditioning([""]) if hasattr(m, "get_learned_conditioning") else m.cond_stage_model([""])
+    except Exception:
+        errors.report("Could not encode the empty prompt (Pad prompt/negative prompt will not pad)", exc_info=True)
+
+
 def flatten(el):
     flattened = [flatten(children) for children in el.children()]
     res = [el]
@@ -50,6 +64,7 @@ class StableDiffusionModelHijack:
     circular_enabled = False
     clip = None
     optimization_method = None
+    _counting_clip = None
 
     def __init__(self):
         from modules.textual_inversion.textual_inversion import EmbeddingDatabase
@@ -62,25 +77,28 @@ class StableDiffusionModelHijack:
         self.optimization_method = "sdp"  # the UNet always uses torch's scaled-dot-product attention
 
     def hijack(self, m):
-        from ldm.modules.encoders.modules import FrozenCLIPEmbedder
+        """Wraps m.cond_stage_model in the chunking/emphasis/TI wrapper (the original stays at `.wrapped`),
+        records every layer (for Tiling and extensions) and loads the textual-inversion embeddings."""
         from modules import sd_hijack_clip
-        if isinstance(m.cond_stage_model, FrozenCLIPEmbedder):
-            model_embeddings = m.cond_stage_model.transformer.text_model.embeddings
-            if not isinstance(model_embeddings.token_embedding, EmbeddingsWithFixes):
-                model_embeddings.token_embedding = EmbeddingsWithFixes(model_embeddings.token_embedding, self)
-            m.cond_stage_model = sd_hijack_clip.FrozenCLIPEmbedderWithCustomWords(m.cond_stage_model, self)
+        cond_model = m.cond_stage_model
+        if _is_hf_clip_embedder(cond_model):
+            embeddings = sd_hijack_clip.text_model_of(cond_model.transformer).embeddings
+            if not isinstance(embeddings.token_embedding, EmbeddingsWithFixes):
+                embeddings.token_embedding = EmbeddingsWithFixes(embeddings.token_embedding, self)
+            m.cond_stage_model = sd_hijack_clip.FrozenCLIPEmbedderWithCustomWords(cond_model, self)
         self.apply_optimizations()
         self.clip = m.cond_stage_model
         self.layers = flatten(m)
         self.embedding_db.load_textual_inversion_embeddings(force_reload=True, model=m)
+        _set_empty_prompt_cond(m)
 
     def undo_hijack(self, m):
         from modules import sd_hijack_clip
         if isinstance(m.cond_stage_model, sd_hijack_clip.FrozenCLIPEmbedderWithCustomWordsBase):
             m.cond_stage_model = m.cond_stage_model.wrapped
-            model_embeddings = m.cond_stage_model.transformer.text_model.embeddings
-            if isinstance(model_embeddings.token_embedding, EmbeddingsWithFixes):
-                model_embeddings.token_embedding = model_embeddings.token_embedding.wrapped
+            embeddings = sd_hijack_clip.text_model_of(m.cond_stage_model.transformer).embeddings
+            if isinstance(embeddings.token_embedding, EmbeddingsWithFixes):
+                embeddings.token_embedding = embeddings.token_embedding.wrapped
         self.apply_circular(False)
         self.layers = None
         self.clip = None
@@ -97,10 +115,18 @@ class StableDiffusionModelHijack:
         self.extra_generation_params = {}
 
     def get_prompt_lengths(self, text):
-        if self.clip is None:
-            return "-", "-"
-        _, token_count = self.clip.process_texts([text])
-        return token_count, self.clip.get_target_prompt_token_count(token_count)
+        """(token count, chunk capacity) of one prompt line, as the UI counter shows it ("80/150").
+        Before a model is loaded, the shipped SD1 tokenizer does the counting."""
+        clip = self.clip if self.clip is not None else self._tokenizer_only_clip()
+        _, token_count = clip.process_texts([text])
+        return token_count, clip.get_target_prompt_token_count(token_count)
+
+    def _tokenizer_only_clip(self):
+        if self._counting_clip is None:
+            from modules import sd_hijack_clip
+            from modules.clip_tokenizer import load_clip_tokenizer
+            self._counting_clip = sd_hijack_clip.TokenizerOnlyCLIP(load_clip_tokenizer(), self)
+        return self._counting_clip
 
     def redo_hijack(self, m):
         self.undo_hijack(m)

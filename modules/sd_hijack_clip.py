@@ -6,6 +6,7 @@ applied per the emphasis mode, and the chunks concatenated along the token axis.
 these classes by their A1111 names.
 """
 import math
+import types
 from collections import namedtuple
 
 import torch
@@ -50,6 +51,11 @@ class TextConditionalModel(torch.nn.Module):
     def get_target_prompt_token_count(self, token_count):
         return math.ceil(max(token_count, 1) / self.chunk_length) * self.chunk_length
 
+    def device_for_tokens(self):
+        wrapped = getattr(self, "wrapped", None)
+        device = getattr(wrapped, "device", None)
+        return device if isinstance(device, torch.device) else devices.device
+
     def tokenize(self, texts):
         raise NotImplementedError
 
@@ -60,11 +66,16 @@ class TextConditionalModel(torch.nn.Module):
         raise NotImplementedError
 
     def tokenize_line(self, line):
-        """One prompt line -> (chunks, token count shown in the UI counter)."""
-        if opts.emphasis != "None":
+        """One prompt line -> (chunks, token count shown in the UI counter).
+
+        Each weighted fragment is tokenized on its own; chunks hold 75 tokens and are padded with EOS and wrapped in
+        BOS/EOS to 77; BREAK starts a new chunk; a chunk that overflows moves the words after its last comma (if
+        within `comma_padding_backtrack` tokens) to the next chunk; an embedding is never split across chunks.
+        """
+        if getattr(sd_emphasis.get_current_option(opts.emphasis), "parses_prompt", True):
             parsed = prompt_parser.parse_prompt_attention(line)
         else:
-            parsed = [[line, 1.0]]
+            parsed = [[line, 1.0]]  # emphasis "None": brackets are plain text
 
         tokenized = self.tokenize([text for text, _ in parsed])
         chunks = []
@@ -145,6 +156,10 @@ class TextConditionalModel(torch.nn.Module):
             batch_chunks.append(chunks)
         return batch_chunks, token_count
 
+    def encode(self, texts):
+        # the model's get_learned_conditioning calls encode when it exists; go through __call__ so hooks still run
+        return self(texts)
+
     def forward(self, texts):
         """(B, 77*k, C) conditioning for a batch of prompt texts."""
         batch_chunks, token_count = self.process_texts(texts)
@@ -185,7 +200,7 @@ class TextConditionalModel(torch.nn.Module):
 
     def process_tokens(self, remade_batch_tokens, batch_multipliers):
         """Encode one chunk per prompt, then apply the emphasis weights."""
-        tokens = torch.asarray(remade_batch_tokens).to(devices.device)
+        tokens = torch.asarray(remade_batch_tokens).to(self.device_for_tokens())
         # Padding after the first EOS is a different token for OpenCLIP (id_pad=0); SD1 pads with EOS itself.
         if self.id_end != self.id_pad:
             for batch_pos in range(len(remade_batch_tokens)):
@@ -236,18 +251,39 @@ class FrozenCLIPEmbedderWithCustomWords(FrozenCLIPEmbedderWithCustomWordsBase):
         return self.wrapped.tokenizer(texts, truncation=False, add_special_tokens=False)["input_ids"]
 
     def encode_with_transformers(self, tokens):
-        clip_skip = int(opts.CLIP_stop_at_last_layers)
+        clip_skip = max(1, int(opts.CLIP_stop_at_last_layers))
         outputs = self.wrapped.transformer(input_ids=tokens, output_hidden_states=clip_skip > 1)
         if clip_skip > 1:
-            # Clip skip 2 = the penultimate layer, then the final layer norm (as A1111 does for SD1).
-            z = outputs.hidden_states[-clip_skip]
-            z = self.wrapped.transformer.text_model.final_layer_norm(z)
+            # clip skip 2 = the penultimate layer, then the final layer norm (as the reference does for SD1);
+            # a skip deeper than the model is clamped to its first layer's input
+            hidden_states = outputs.hidden_states
+            z = hidden_states[-min(clip_skip, len(hidden_states))]
+            z = text_model_of(self.wrapped.transformer).final_layer_norm(z)
         else:
             z = outputs.last_hidden_state
         return z
 
     def encode_embedding_init_text(self, init_text, nvpt):
-        embedding_layer = self.wrapped.transformer.text_model.embeddings
+        embedding_layer = text_model_of(self.wrapped.transformer).embeddings
         ids = self.wrapped.tokenizer(init_text, max_length=nvpt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         token_embedding = getattr(embedding_layer.token_embedding, "wrapped", embedding_layer.token_embedding)
         return token_embedding(ids.to(token_embedding.weight.device)).squeeze(0)
+
+
+def text_model_of(transformer):
+    """The CLIP text model inside `transformer`: transformers 4 put it at `.text_model`, transformers 5 does not."""
+    return getattr(transformer, "text_model", transformer)
+
+
+class TokenizerOnlyCLIP(FrozenCLIPEmbedderWithCustomWords):
+    """Chunking without an encoder, for counting tokens before a model is loaded."""
+
+    def __init__(self, tokenizer, hijack):
+        TextConditionalModel.__init__(self)  # skips the bases' encoder setup: there is no encoder
+        self.hijack = hijack
+        self.wrapped = types.SimpleNamespace(tokenizer=tokenizer)
+        self.tokenizer = tokenizer
+        self.comma_token = tokenizer.get_vocab().get(",</w>", None)
+        self.id_start = tokenizer.bos_token_id
+        self.id_end = tokenizer.eos_token_id
+        self.id_pad = self.id_end

@@ -123,8 +123,16 @@ class EmbeddingDatabase:
             return
         vec, step, data = _read_embedding_file(path)
         embedding = Embedding(vec, name, step=step)
-        embedding.vectors = vec.shape[0] if torch.is_tensor(vec) else next(iter(vec.values())).shape[0]
-        embedding.shape = vec.shape[-1] if torch.is_tensor(vec) else next(iter(vec.values())).shape[-1]
+        if torch.is_tensor(vec):
+            if vec.dim() == 1:
+                vec = vec.unsqueeze(0)  # a single vector (diffusers concepts)
+                embedding.vec = vec
+            embedding.vectors = vec.shape[0]
+            embedding.shape = vec.shape[-1]
+        else:
+            # SDXL: one tensor per text encoder; the width is their sum (768 + 1280 = 2048), never SD1's 768
+            embedding.vectors = next(iter(vec.values())).shape[0]
+            embedding.shape = sum(v.shape[-1] for v in vec.values())
         embedding.filename = path
         try:
             from modules import hashes
