@@ -324,8 +324,20 @@ class StableDiffusionProcessing:
             for cache in caches:
                 if cache[0] is not None and key == cache[0]:
                     return cache[1]
+        # (extension-compat) An extension that changes how prompts are encoded (e.g. Cutoff, which hooks the text
+        # encoder) gives p a fresh `p.cached_c = [None, None]`, as A1111 expects, to force a new encoding: then the
+        # shared cache must be bypassed too, and the result kept only in p's own list.
+        if not any(caches[0] is shared_list for shared_list in self._class_cond_caches()):
+            with devices.autocast():
+                caches[0][:] = [key, function(self.sd_model, required_prompts, steps, hires_steps, use_old)]
+            return caches[0][1]
         with devices.autocast():
             return _cond_cache_get(key, lambda: function(self.sd_model, required_prompts, steps, hires_steps, use_old))
+
+    def _class_cond_caches(self):
+        """The class-level cond cache lists (A1111's cached_c/cached_uc/cached_hr_c/cached_hr_uc) of p's classes."""
+        names = ("cached_c", "cached_uc", "cached_hr_c", "cached_hr_uc")
+        return [vars(cls)[name] for cls in type(self).__mro__ for name in names if name in vars(cls)]
 
     def setup_conds(self):
         from modules import prompt_parser, sd_samplers

@@ -329,6 +329,9 @@ def load_scripts():
     """Import every script file (repository scripts/ then extensions'), register their classes, build the runners."""
     global current_basedir, scripts_txt2img, scripts_img2img, scripts_postproc
 
+    from modules import transformers_compat
+    transformers_compat.apply()  # old tokenizer helpers extensions call, before any of their code runs
+
     scripts_data.clear()
     postprocessing_scripts_data.clear()
     _clear_script_callbacks()

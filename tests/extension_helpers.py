@@ -76,3 +76,100 @@ def unload_all():
     extensions.extension_paths.clear()
     extensions.loaded_extensions.clear()
     script_callbacks.ordered_callbacks_map.clear()
+
+
+def build_tabs(stand_in_ids=()):
+    """What the main UI does with scripts: before_ui, settings callbacks, then each tab's scripts section.
+
+    `stand_in_ids` (txt2img ids; "txt2img" is replaced for img2img) get a placeholder Number each, for extensions
+    that look up the real tab's fields by elem_id. Returns (demo, extension tabs).
+    """
+    from modules import gradio_compat, script_callbacks, scripts
+    gradio_compat.apply()
+    import gradio as gr
+    from webui import script_runner_ui
+    script_callbacks.before_ui_callback()
+    script_callbacks.ui_settings_callback()
+    with gr.Blocks() as demo:
+        for runner, is_img2img in ((scripts.scripts_txt2img, False), (scripts.scripts_img2img, True)):
+            tab = "img2img" if is_img2img else "txt2img"
+            with gr.Tab(tab), script_runner_ui.tab_scope(runner):
+                for elem_id in stand_in_ids:
+                    gr.Number(value=1, label=elem_id, elem_id=elem_id.replace("txt2img", tab))
+                script_runner_ui.create_script_ui(runner, is_img2img=is_img2img)
+                if stand_in_ids:
+                    gr.Button("Info", elem_id=f"{tab}_generation_info_button")
+        tabs = script_callbacks.ui_tabs_callback()
+    return demo, tabs
+
+
+class ExtensionSandbox:
+    """A temporary extensions/ folder the loader reads, and a clean restore of callbacks/options afterwards.
+
+    `add_corpus(name)` / `add(name, files)` put extensions there; `load()` loads them as the web UI does
+    (with the repository's own scripts/, e.g. the X/Y/Z plot) and returns the error-report collector.
+    """
+
+    def __init__(self, root, monkeypatch, include_root_scripts=True):
+        from modules import script_callbacks, shared
+        self.root = root
+        os.makedirs(root, exist_ok=True)
+        self.reports = install_loader(monkeypatch, root, include_root_scripts=include_root_scripts)
+        monkeypatch.setitem(shared.opts.data, "disabled_extensions", [])
+        monkeypatch.setitem(shared.opts.data, "disable_all_extensions", "none")
+        self._saved_callbacks = {k: list(v) for k, v in script_callbacks.callback_map.items()}
+        self._saved_options = dict(shared.opts.data_labels)
+
+    def add_corpus(self, *names):
+        for name in names:
+            copy_corpus_extension(self.root, name)
+
+    def add(self, name, files):
+        return write_extension(self.root, name, files)
+
+    def load(self):
+        load_all()
+        return self.reports
+
+    def close(self):
+        from modules import script_callbacks, shared
+        unload_all()
+        for k, v in self._saved_callbacks.items():
+            script_callbacks.callback_map[k][:] = v
+        script_callbacks.ordered_callbacks_map.clear()
+        for key in list(shared.opts.data_labels):
+            if key not in self._saved_options:
+                del shared.opts.data_labels[key]
+
+
+def script_by_title(title, runner=None):
+    from modules import scripts
+    runner = runner or scripts.scripts_txt2img
+    return next(s for s in runner.scripts if s.title() == title)
+
+
+def script_args_with(runner, overrides):
+    """The runner's default script_args with {(script title, control index): value} applied."""
+    from webui import script_runner_ui
+    args = script_runner_ui.default_script_args(runner)
+    for (title, index), value in overrides.items():
+        script = script_by_title(title, runner)
+        assert script.args_from + index < script.args_to, f"{title} has no control #{index}"
+        args[script.args_from + index] = value
+    return args
+
+
+def txt2img(model, overrides=None, runner=None, **kwargs):
+    """One real txt2img generation through process_images with the scripts of `runner` (default: txt2img's)."""
+    from modules import processing, scripts
+    runner = runner or scripts.scripts_txt2img
+    params = dict(sd_model=model, prompt="a red circle", negative_prompt="", steps=3, cfg_scale=7, width=64, height=64,
+                  seed=1234, sampler_name="Euler", do_not_save_samples=True, do_not_save_grid=True)
+    params.update(kwargs)
+    p = processing.StableDiffusionProcessingTxt2Img(**params)
+    p.scripts = runner
+    p.script_args = script_args_with(runner, overrides or {})
+    try:
+        return processing.process_images(p)
+    finally:
+        p.close()
