@@ -77,6 +77,9 @@ def lookup_extra_networks(extra_network_data):
 def activate(p, extra_network_data):
     """Call every registered network with its tags' parameters (an empty list when its tags are absent)."""
     activated = []
+    for name in extra_network_data or {}:
+        if name not in extra_network_registry and name not in extra_network_aliases:
+            print(f"Skipping unknown extra network: {name}")
     for extra_network, extra_network_args in lookup_extra_networks(extra_network_data or {}).items():
         try:
             extra_network.activate(p, extra_network_args)

@@ -253,3 +253,64 @@ def test_sd_conditioning_keeps_its_attributes():
     assert (copy.is_negative_prompt, copy.width, copy.height) == (True, 640, 512)
     _, flat, _ = get_multicond_prompt_list(texts)
     assert isinstance(flat, prompt_parser.SdConditioning) and flat.is_negative_prompt
+
+
+# ---- before the prompt language: comments and extra-network tags ------------------------------------------------
+
+def test_comments_are_stripped():
+    from modules.prompt_comments import strip_comments
+    assert strip_comments("a cat # not this\nsitting") == "a cat \nsitting"
+    assert strip_comments("# whole line\na cat") == "\na cat"
+    assert strip_comments("a cat\n# last line") == "a cat\n"
+    assert strip_comments("no comments") == "no comments"
+    assert strip_comments("") == ""
+
+
+def test_extra_network_tags_are_removed_and_parsed():
+    from modules import extra_networks
+    prompt, data = extra_networks.parse_prompt("a cat <lora:cute:0.8> on <hypernet:h:1> a mat <lora:x:1:te=0.5>")
+    assert prompt == "a cat  on  a mat "
+    assert [p.items for p in data["lora"]] == [["cute", "0.8"], ["x", "1", "te=0.5"]]
+    assert data["lora"][1].positional == ["x", "1"] and data["lora"][1].named == {"te": "0.5"}
+    assert [p.items for p in data["hypernet"]] == [["h", "1"]]
+    # not tags: no name, spaces in the name, nothing after the colon
+    assert extra_networks.parse_prompt("<:x> <a b:1> <lora:>")[0] == "<:x> <a b:1> <lora:>"
+
+    prompts, data = extra_networks.parse_prompts(["p1 <lora:a:1>", "p2 <lora:b:1>"])
+    assert prompts == ["p1 ", "p2 "]
+    assert [p.items for p in data["lora"]] == [["a", "1"]]  # the first prompt's tags stand for the batch
+
+
+def test_extra_network_registry_activates_every_network():
+    from modules import extra_networks
+
+    calls = []
+
+    class Recorder(extra_networks.ExtraNetwork):
+        def activate(self, p, params_list):
+            calls.append(("activate", self.name, [x.items for x in params_list]))
+
+        def deactivate(self, p):
+            calls.append(("deactivate", self.name))
+
+    class Broken(extra_networks.ExtraNetwork):
+        def activate(self, p, params_list):
+            raise RuntimeError("boom")
+
+        def deactivate(self, p):
+            raise RuntimeError("boom")
+
+    saved = dict(extra_networks.extra_network_registry)
+    try:
+        extra_networks.register_extra_network(Recorder("rec"))
+        extra_networks.register_extra_network(Recorder("idle"))
+        extra_networks.register_extra_network(Broken("broken"))
+        _, data = extra_networks.parse_prompt("x <rec:a:1> <broken:b> <unknown:c>")
+        extra_networks.activate(None, data)   # a failing network is reported, the others still run
+        extra_networks.deactivate(None, data)
+        assert ("activate", "rec", [["a", "1"]]) in calls
+        assert ("activate", "idle", []) in calls
+        assert ("deactivate", "rec") in calls and ("deactivate", "idle") in calls
+    finally:
+        extra_networks.extra_network_registry.clear()
+        extra_networks.extra_network_registry.update(saved)
