@@ -115,6 +115,9 @@ def build_and_launch():
         api_routes.add_routes(app)
     except ImportError:
         pass
+    # (extension-compat) Gradio 3's /file=<path> URLs that extensions' javascript fetches (allowed folders only).
+    from webui import file_route
+    file_route.add_route(app)
     if script_callbacks is not None:
         script_callbacks.app_started_callback(demo, app)
     return demo, app

@@ -18,6 +18,9 @@ class OutputPanel:
         self.infotext = gr.HTML("", elem_id=f"html_info_{tabname}", elem_classes=["infotext-area"])
         self.log = gr.HTML("", elem_id=f"html_log_{tabname}")
         self.generation_info = gr.Textbox(visible=False, elem_id=f"generation_info_{tabname}")
+        # (extension-compat) A1111's hidden button at the very bottom of the results column; extensions (Config
+        # Presets) add their UI in after_component of this elem_id.
+        self.generation_info_button = gr.Button(visible=False, elem_id=f"{tabname}_generation_info_button")
         self.outputs = [self.gallery, self.progress, self.infotext, self.log, self.generation_info]
 
     def progress_update(self, progress_html, preview):

@@ -183,6 +183,15 @@ def _current_image(mode, *images):
 
 
 def create_tab(ctx):
+    # (extension-compat) Build the tab inside its script runner's scope, so scripts' before/after_component hooks
+    # fire for every component of the tab (Config Presets finds the fields it sets that way).
+    from modules import scripts
+    from webui import script_runner_ui
+    with script_runner_ui.tab_scope(scripts.scripts_img2img):
+        _create_tab(ctx)
+
+
+def _create_tab(ctx):
     toprow = Toprow(TABNAME)
     mode = gr.State(0)
     with gr.Row(elem_id=f"{TABNAME}_settings_and_output"):

@@ -33,6 +33,15 @@ def txt2img(request: dict, script_args: list):
 
 
 def create_tab(ctx):
+    # (extension-compat) Build the tab inside its script runner's scope, so scripts' before/after_component hooks
+    # fire for every component of the tab (Config Presets finds the fields it sets that way).
+    from modules import scripts
+    from webui import script_runner_ui
+    with script_runner_ui.tab_scope(scripts.scripts_txt2img):
+        _create_tab(ctx)
+
+
+def _create_tab(ctx):
     tabname = "txt2img"
     toprow = Toprow(tabname)
     with gr.Row(elem_id=f"{tabname}_settings_and_output"):
