@@ -15,6 +15,26 @@ def token_counter_html(text: str, steps: int = 20, styles=None, is_positive: boo
     return f"<span class='token-counter'>{count}/{max_length}</span>"
 
 
+def save_style(name: str, prompt: str, negative_prompt: str, selected: list):
+    """Saves the current prompt and negative prompt as a style (replacing one of the same name). The selection is
+    kept as it was: selecting the new style would apply its text on top of the very prompt it came from."""
+    db = shared.prompt_styles
+    name = (name or "").strip()
+    if db is None:
+        gr.Warning("Styles are not available (no styles database was loaded)")
+        return gr.update(), gr.update()
+    if not name:
+        gr.Warning("Style name: type a name for the new style first")
+        return gr.update(), gr.update()
+    try:
+        db.save_style(name, prompt or "", negative_prompt or "")
+    except Exception as e:
+        gr.Warning(f"Could not save style {name!r}: {e}")
+        return gr.update(), gr.update()
+    selected = [x for x in (selected or []) if x in db.styles]
+    return gr.update(choices=list(db.styles), value=selected), ""
+
+
 class Toprow:
     def __init__(self, tabname: str):
         self.tabname = tabname
@@ -39,10 +59,14 @@ class Toprow:
                     self.apply_styles = gr.Button("📋", elem_id=f"{tabname}_style_apply", size="sm", min_width=40)
                 style_names = list(shared.prompt_styles.styles) if shared.prompt_styles is not None else []
                 self.styles = gr.Dropdown(label="Styles", elem_id=f"{tabname}_styles", choices=style_names, value=[], multiselect=True)
+                with gr.Row(elem_id=f"{tabname}_style_edit_row"):
+                    self.style_name = gr.Textbox(label="Style name", show_label=False, placeholder="New style name", elem_id=f"{tabname}_style_name", scale=3, min_width=100)
+                    self.save_style = gr.Button("💾", elem_id=f"{tabname}_style_save", size="sm", min_width=40, scale=1)
 
         self.interrupt.click(fn=lambda: shared.state.interrupt(), inputs=[], outputs=[], concurrency_limit=None, queue=False)
         self.skip.click(fn=lambda: shared.state.skip(), inputs=[], outputs=[], concurrency_limit=None, queue=False)
         self.clear_prompt.click(fn=lambda: ("", ""), inputs=[], outputs=[self.prompt, self.negative_prompt], queue=False)
+        self.save_style.click(fn=save_style, inputs=[self.style_name, self.prompt, self.negative_prompt, self.styles], outputs=[self.styles, self.style_name], queue=False)
 
     def bind_token_counters(self, steps):
         self.prompt.change(fn=lambda t, s, st: token_counter_html(t, s, st, True), inputs=[self.prompt, steps, self.styles], outputs=[self.token_counter], queue=False, show_progress="hidden")
