@@ -136,3 +136,19 @@ def test_ti_hashes_and_emphasis_reach_the_infotext(tiny_model, tmp_path, monkeyp
         db.load_textual_inversion_embeddings(force_reload=True)
         processing.clear_cond_cache()
 
+
+
+def test_prompt_and_negative_of_different_lengths(tiny_model, unet_calls):
+    long_prompt = " ".join(["cat"] * 80)   # 2 chunks against a 1-chunk negative prompt
+    run(tiny_model, prompt=long_prompt, negative_prompt="blur", steps=2)
+    # default: cond and uncond in separate UNet calls, each at its own length
+    assert [tuple(c.shape[:2]) for c in unet_calls] == [(1, 154), (1, 77)] * 2
+    unet_calls.clear()
+    shared.opts.data["pad_cond_uncond"] = True
+    try:
+        res = run(tiny_model, prompt=long_prompt, negative_prompt="blur", steps=2)
+    finally:
+        shared.opts.data["pad_cond_uncond"] = False
+    # "Pad conds": the negative prompt is padded with empty-prompt chunks, and both go in one call
+    assert [tuple(c.shape[:2]) for c in unet_calls] == [(2, 154)] * 2
+    assert "Pad conds: True" in res.infotexts[0]
