@@ -269,3 +269,40 @@ def test_batch_with_one_mask_file_uses_it_for_every_image_and_reports_a_missing_
     assert len(written) == 2 and written[0].endswith("a.png") and written[1].endswith("b.png") and len(res.images) == 2
     with pytest.raises(ValueError, match="Input directory .* does not exist"):
         img2img_engine.process_batch(p, str(tmp_path / "missing"), None, None, [])
+
+
+# ------------------------------------------------------------------------------------------------ loopback
+
+
+def test_loopback_feeds_results_back_with_the_strength_curve(tiny_model):
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "loopback.py")
+    spec = importlib.util.spec_from_file_location("test_loopback", path)
+    loopback = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loopback)
+    assert loopback.strength_at(0, 4, 0.75, 0.5, "Linear") == 0.75
+    assert loopback.strength_at(3, 4, 0.75, 0.5, "Aggressive") == pytest.approx(0.5)
+    assert loopback.strength_at(1, 3, 0.2, 1.0, "Lazy") < loopback.strength_at(1, 3, 0.2, 1.0, "Linear") < loopback.strength_at(1, 3, 0.2, 1.0, "Aggressive")
+    p = make_p(tiny_model, steps=2, denoising_strength=0.6)
+    res = loopback.Script().run(p, 3, 0.3, "Linear")
+    results = res.images[res.index_of_first_image:]
+    assert len(results) == 3 and res.seed == 1234
+    assert "Final denoising strength: 0.3" in res.info and "Denoising curve: Linear" in res.info
+
+
+# ------------------------------------------------------------------------------------------------ send-to
+
+
+def test_send_to_picks_the_selected_image_or_the_first_after_the_grid(tmp_path):
+    import json
+    from webui import send_to
+    grid, first, second = Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "green"), Image.new("RGB", (8, 8), "blue")
+    path = tmp_path / "second.png"
+    second.save(path)
+    gallery = [(grid, None), (first, None), (str(path), None)]
+    info = json.dumps({"index_of_first_image": 1, "infotexts": ["grid text", "first text", "second text"]})
+    assert send_to.gallery_image(gallery, None, info) is first
+    assert send_to.gallery_image(gallery, 2, info).getpixel((0, 0)) == (0, 0, 255)
+    assert send_to.infotext_of(info, None, first) == "first text"
+    assert send_to.infotext_of(info, 2, None) == "second text"
+    assert send_to.gallery_image([], None, info) is None
