@@ -27,10 +27,29 @@ def extension_assets():
     return [], [], {}
 
 
+def options_json():
+    """(extension-compat) Every setting's current value as JSON, for A1111's page-global `opts` that extensions'
+    javascript reads (tag autocomplete reads its tac_* settings there); values JSON cannot hold are left out."""
+    try:
+        from modules import shared
+        values = {}
+        for key, info in shared.opts.data_labels.items():
+            value = shared.opts.data.get(key, getattr(info, "default", None))
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                continue
+            values[key] = value
+        return json.dumps(values).replace("</", "<\\/")
+    except Exception:
+        return "{}"
+
+
 def head_html():
     """Inline <script> tags: file URLs need gradio's allowed paths, inlining always works."""
     ext_js, _, localization = extension_assets()
-    parts = [f"<script>window.localization = {json.dumps(localization)};</script>"]
+    parts = [f"<script>window.localization = {json.dumps(localization)};</script>",
+             f"<script>window.opts = {options_json()};</script>"]
     for path in our_scripts() + list(ext_js):
         try:
             kind = ' type="module"' if path.endswith(".mjs") else ""

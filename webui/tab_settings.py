@@ -59,9 +59,12 @@ def create_setting_component(key, info, value=None):
             args["allow_custom_value"] = True
     if cls is gr.CheckboxGroup and value is None:
         value = []
-    interactive = not frozen(key, info)
+    # (extension-compat) an option may pass interactive= itself (tag autocomplete's gr.Code); a frozen one stays read-only.
+    interactive = bool(args.pop("interactive", True)) and not frozen(key, info)
     try:
-        component = cls(value=value, elem_id=f"setting_{key}", interactive=interactive, **args)
+        if cls is not gr.HTML:  # an info line has no interactive state
+            args["interactive"] = interactive
+        component = cls(value=value, elem_id=f"setting_{key}", **args)
     except Exception:
         errors.report(f"Error creating the component for setting {key}; showing a text box instead", exc_info=True)
         component = gr.Textbox(value=str(value), label=info.label or key, elem_id=f"setting_{key}", interactive=interactive)
