@@ -33,8 +33,8 @@ def img2img(request: dict, mode: int, image_inputs: dict, mask_alpha, scale: dic
         mask = None
     p = processing.StableDiffusionProcessingImg2Img(
         sd_model=shared.sd_model,
-        outpath_samples=opts.outdir_samples or opts.outdir_img2img_samples,
-        outpath_grids=opts.outdir_grids or opts.outdir_img2img_grids,
+        outpath_samples=shared.data_relative(opts.outdir_samples or opts.outdir_img2img_samples),
+        outpath_grids=shared.data_relative(opts.outdir_grids or opts.outdir_img2img_grids),
         init_images=[image] if image is not None else None,
         mask=mask,
         **request,
