@@ -309,3 +309,86 @@ def test_reload_fires_before_reload_and_script_unloaded(recorder, sandbox):
     script_callbacks.app_reload_callback()
     scripts.reload_scripts()
     assert module.EVENTS[-2:] == [("before_reload",), ("script_unloaded",)]
+
+
+BROKEN_AT_IMPORT = "raise RuntimeError('broken at import')\n"
+BROKEN_IN_UI = '''
+from modules import scripts
+class BrokenUi(scripts.Script):
+    def title(self):
+        return "Broken UI"
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+    def ui(self, is_img2img):
+        raise RuntimeError("broken in ui")
+    def process(self, p, *args):
+        p.extra_generation_params["Broken UI process ran"] = True
+'''
+BROKEN_IN_CALLBACKS = '''
+from modules import script_callbacks, scripts
+def boom(*args):
+    raise RuntimeError("broken in a callback")
+for register in (script_callbacks.on_cfg_denoiser, script_callbacks.on_cfg_after_cfg, script_callbacks.on_before_image_saved,
+                 script_callbacks.on_ui_settings, script_callbacks.on_ui_tabs):
+    register(boom)
+class BrokenHook(scripts.Script):
+    def title(self):
+        return "Broken hook"
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+    def process_batch(self, p, *args, **kwargs):
+        raise RuntimeError("broken in process_batch")
+'''
+
+
+def test_broken_extensions_are_reported_by_name_and_a_working_one_still_works(sandbox, tiny_model, tmp_path):
+    sandbox.add("broken-import", {"scripts/bad.py": BROKEN_AT_IMPORT})
+    sandbox.add("broken-ui", {"scripts/bad_ui.py": BROKEN_IN_UI})
+    sandbox.add("broken-callbacks", {"scripts/bad_cb.py": BROKEN_IN_CALLBACKS})
+    sandbox.add("recorder", {"scripts/recorder.py": RECORDER})
+    reports = sandbox.load()
+    _, tabs = build_tabs()
+    module = next(d.module for d in scripts.scripts_data if d.path.endswith("recorder.py"))
+    res = txt2img(tiny_model, steps=2, outpath_samples=str(tmp_path / "out"), do_not_save_samples=False)
+
+    def reported(text, where):
+        found = [m for m in reports.messages if text in m]
+        assert found, f"no report containing {text!r}"
+        assert any(where in m for m in found), f"the report for {text!r} does not name {where!r}: {found}"
+
+    reported("broken at import", "broken-import")
+    reported("broken in ui", "bad_ui.py")
+    reported("broken in process_batch", "bad_cb.py")
+    for category in ("cfg_denoiser", "cfg_after_cfg", "before_image_saved", "ui_settings", "ui_tabs"):
+        reported(f"broken-callbacks/bad_cb.py/{category}", "bad_cb.py")
+    # The working extension saw the whole job; the image was made and saved.
+    assert ("postprocess", (True, 0.5), 1) in module.EVENTS
+    assert [e[0] for e in module.EVENTS].count("cfg_after_cfg") == 2
+    assert ("Recorder", "recorder_tab") in [(t[1], t[2]) for t in tabs]  # its tab, beside a failing on_ui_tabs
+    assert res.images and os.listdir(tmp_path / "out")
+    # A script whose ui() failed has no controls, yet its other hooks still run.
+    assert "Broken UI process ran: True" in res.infotexts[0]
+
+
+def test_metadata_ini_orders_script_hooks_in_a_real_generation(sandbox, tiny_model):
+    hook = '''
+from modules import scripts
+class S(scripts.Script):
+    def title(self):
+        return "{name}"
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+    def process(self, p, *args):
+        p.extra_generation_params["Order"] = (p.extra_generation_params.get("Order", "") + " {name}").strip()
+'''
+    sandbox.add("aaa", {"scripts/a.py": hook.format(name="A")})
+    sandbox.add("bbb", {"scripts/b.py": hook.format(name="B")})
+    sandbox.add("zzz", {"scripts/z.py": hook.format(name="Z"), "metadata.ini": "[scripts/z.py]\nBefore = aaa\n"})
+    sandbox.add("mmm", {"scripts/m.py": hook.format(name="M"), "metadata.ini": "[scripts]\nAfter = zzz/z.py\n"})
+    sandbox.load()
+    build_tabs()
+    res = txt2img(tiny_model, steps=1)
+    order = res.infotexts[0].split("Order: ")[1].split(",")[0].split()
+    assert order.index("Z") < order.index("A")
+    assert order.index("M") > order.index("Z")
+    assert sorted(order) == ["A", "B", "M", "Z"]
