@@ -30,9 +30,12 @@ if ROOT not in sys.path:
 from demo_model import shapes_data  # noqa: E402
 
 SCALE_FACTOR = 0.18215
+GROUP_PAIR_OFFSET = 5.0
 BOS, EOS = 49406, 49407
 
-VAE_CONFIG = dict(double_z=True, z_channels=4, resolution=64, in_channels=3, out_ch=3, ch=32, ch_mult=(1, 1, 1, 1),
+# 64 channels: GroupNorm's 32 groups then hold 2 channels each; at 32 channels each channel would be normalised on
+# its own and a flat colour region would lose its colour.
+VAE_CONFIG = dict(double_z=True, z_channels=4, resolution=64, in_channels=3, out_ch=3, ch=64, ch_mult=(1, 1, 1, 1),
                   num_res_blocks=1, attn_resolutions=[], dropout=0.0)
 UNET_CONFIG = dict(in_channels=4, out_channels=4, model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
                    attention_resolutions=(1, 2, 4), num_heads=8, context_dim=64, transformer_depth=1)
@@ -91,6 +94,16 @@ def train_vae(vae, images: torch.Tensor, steps: int, batch: int, crop: int, lr: 
         torch.nn.init.zeros_(attn.proj_out.weight)
         torch.nn.init.zeros_(attn.proj_out.bias)
         attn.proj_out.requires_grad_(False)
+    # GroupNorm right before each conv_out (norm_out) normalises every group of two channels over the picture; on
+    # flat colour regions that would erase the colour itself. A large constant in the second channel of each pair
+    # makes the normalisation close to a fixed affine map, so absolute values pass from the start.
+    with torch.no_grad():
+        for block in (vae.encoder.mid.block_2, vae.decoder.up[0].block[-1]):
+            block.conv2.bias[1::2] = GROUP_PAIR_OFFSET
+    # Start with a near-deterministic posterior (std ~0.02): early on, unit-variance sampling noise would drown
+    # the encoder's still-small means and the decoder would learn nothing.
+    with torch.no_grad():
+        vae.quant_conv.bias[4:] = -8.0
     params = [p for p in vae.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     size = images.shape[1]
@@ -117,7 +130,7 @@ def train_vae(vae, images: torch.Tensor, steps: int, batch: int, crop: int, lr: 
 
 
 @torch.no_grad()
-def encode_all(vae, images: torch.Tensor, batch: int = 128):
+def encode_all(vae, images: torch.Tensor, batch: int = 64):
     means, stds = [], []
     for i in range(0, images.shape[0], batch):
         posterior = vae.encode(to_model_range(images[i:i + batch]))
@@ -140,6 +153,39 @@ def normalise_latents(vae, means: torch.Tensor, stds: torch.Tensor):
     pqc.bias += (pqc.weight[:, :, 0, 0] @ centre)
     pqc.weight /= k[None, :, None, None]
     return (means - centre[None, :, None, None]) * k[None, :, None, None], stds * k[None, :, None, None]
+
+
+def finetune_decoder(vae, images: torch.Tensor, steps: int, batch: int, lr: float, generator: torch.Generator):
+    """Whole pictures through the frozen encoder, the decoder (and post_quant_conv) trained to reconstruct them.
+
+    GroupNorm statistics over a crop differ from those over a whole picture, so a decoder trained on crops smears
+    whole pictures; this pass fixes that without moving the latents the UNet learned."""
+    vae.requires_grad_(False)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    for attn in (vae.decoder.mid.attn_1,):
+        attn.proj_out.requires_grad_(False)
+    params = [p for p in params if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    start = time.time()
+    for step in range(steps):
+        lr_now = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        for group in optimizer.param_groups:
+            group["lr"] = lr_now
+        index = torch.randint(0, images.shape[0], (batch,), generator=generator)
+        x = to_model_range(images[index])
+        with torch.no_grad():
+            posterior = vae.encode(x)
+            z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
+        reconstruction = vae.decode(z)
+        loss = (reconstruction - x).abs().mean() + F.mse_loss(reconstruction, x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % 25 == 0 or step == steps - 1:
+            log(f"decoder step {step}/{steps} rec {loss.item():.4f} ({time.time() - start:.0f}s)")
+    vae.requires_grad_(False)
 
 
 # ---- phase 2: UNet and text encoder ------------------------------------------------------------------------------
@@ -248,14 +294,19 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--images", type=int, default=6000, help="training pictures (captions are re-worded each use)")
     parser.add_argument("--size", type=int, default=64, help="native resolution")
-    parser.add_argument("--vae-steps", type=int, default=400)
+    parser.add_argument("--vae-steps", type=int, default=600)
     parser.add_argument("--vae-batch", type=int, default=16)
-    parser.add_argument("--vae-crop", type=int, default=32)
+    parser.add_argument("--vae-crop", type=int, default=24)
     parser.add_argument("--vae-lr", type=float, default=2e-3)
     parser.add_argument("--unet-steps", type=int, default=600)
     parser.add_argument("--unet-batch", type=int, default=128)
     parser.add_argument("--unet-lr", type=float, default=1.5e-3)
     parser.add_argument("--save-every", type=int, default=100, help="write the EMA weights so far every N steps")
+    parser.add_argument("--decoder-steps", type=int, default=300, help="whole-picture decoder fine-tuning, last")
+    parser.add_argument("--decoder-batch", type=int, default=8)
+    parser.add_argument("--decoder-lr", type=float, default=5e-4)
+    parser.add_argument("--decoder-from", default=None,
+                        help="skip training: load this checkpoint and only run the decoder fine-tuning on it")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -270,6 +321,13 @@ def main(argv=None):
     images = torch.from_numpy(images)
     log(f"dataset: {len(scenes)} pictures at {args.size}x{args.size}")
 
+    metadata = {"modelspec.title": "demo-shapes", "modelspec.architecture": "stable-diffusion-v1",
+                "demo_model.command": "venv/bin/python -m demo_model.train " + " ".join(sys.argv[1:] if argv is None else argv),
+                "demo_model.seed": args.seed, "demo_model.resolution": args.size}
+    if args.decoder_from:
+        decoder_only(args, images, metadata)
+        return
+
     vae, unet, text = build_models()
     train_vae(vae, images, args.vae_steps, args.vae_batch, args.vae_crop, args.vae_lr, generator)
     vae.eval()
@@ -279,17 +337,35 @@ def main(argv=None):
     log(f"latents {tuple(latents.shape)}: scaled mean {float(latents.mean() * SCALE_FACTOR):.3f} "
         f"std {float(latents.std() * SCALE_FACTOR):.3f}")
 
-    metadata = {"modelspec.title": "demo-shapes", "modelspec.architecture": "stable-diffusion-v1",
-                "demo_model.command": "venv/bin/python -m demo_model.train " + " ".join(sys.argv[1:] if argv is None else argv),
-                "demo_model.seed": args.seed, "demo_model.resolution": args.size}
-
     def save_ema(ema, step):
         save_checkpoint(assemble(vae, ema[0], ema[1]), args.out, {**metadata, "demo_model.steps": step})
 
     ema = train_diffusion(unet, text, latents, latent_stds, scenes, args.unet_steps, args.unet_batch, args.unet_lr,
                           args.seed, generator, args.save_every, save_ema)
     save_ema(ema, args.unet_steps)
+    if args.decoder_steps:
+        finetune_decoder(vae, images, args.decoder_steps, args.decoder_batch, args.decoder_lr,
+                         torch.Generator().manual_seed(args.seed + 2))
+        save_ema(ema, args.unet_steps)
     log(f"done in {(time.time() - began) / 60:.1f} min")
+
+
+def decoder_only(args, images, metadata):
+    """Load a checkpoint this script wrote, fine-tune its decoder on whole pictures, write it to --out."""
+    from safetensors import safe_open
+    vae, unet, text = build_models()
+    model = assemble(vae, unet, text.transformer)
+    with safe_open(args.decoder_from, framework="pt") as f:
+        state = {k: f.get_tensor(k).float() for k in f.keys()}
+        old_metadata = f.metadata() or {}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith(("betas", "alphas", "sqrt", "log_", "posterior")) for k in missing):
+        raise ValueError(f"--decoder-from: {args.decoder_from} is not a checkpoint of this architecture "
+                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    finetune_decoder(model.first_stage_model, images, args.decoder_steps, args.decoder_batch, args.decoder_lr,
+                     torch.Generator().manual_seed(args.seed + 2))
+    metadata = {**old_metadata, "demo_model.decoder_command": metadata["demo_model.command"]}
+    save_checkpoint(model, args.out, metadata)
 
 
 if __name__ == "__main__":
