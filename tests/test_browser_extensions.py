@@ -1,15 +1,21 @@
 """Real extensions in the real web UI, in a real browser: Config Presets sets the fields a preset names; tag
-autocomplete answers on its API route and pops up suggestions while typing in the prompt box.
+autocomplete answers on its API route and pops up suggestions while typing in the prompt box; an extension's
+on_app_started adds a route and its on_ui_tabs a tab; broken extensions beside them are reported by name and the
+app starts anyway.
 
-One server for the file: a data dir with the tiny checkpoint and both extensions copied, unmodified, from the corpus
-into <data-dir>/extensions/, as a user would drop them there.
+One server for the file: a data dir with the tiny checkpoint and the extensions in <data-dir>/extensions/, the
+corpus ones copied unmodified, as a user would drop them there.
 """
+import json
+import time
+import urllib.error
 import urllib.request
 
 import pytest
 
 from tests.checkpoint_factory import make_tiny_sd1_checkpoint
-from tests.extension_helpers import copy_corpus_extension
+from tests.extension_helpers import copy_corpus_extension, write_extension
+from tests.extension_sources import BROKEN_AT_IMPORT, BROKEN_IN_CALLBACKS, BROKEN_IN_UI, RECORDER
 from tests.webui_server import WebuiServer, chromium_available, launch_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
@@ -25,6 +31,9 @@ def server(tmp_path_factory):
     (data_dir / "extensions").mkdir()
     for name in ("Config-Presets", "a1111-sd-webui-tagcomplete"):
         copy_corpus_extension(str(data_dir / "extensions"), name)
+    write_extension(str(data_dir / "extensions"), "recorder", {"scripts/recorder.py": RECORDER})
+    write_extension(str(data_dir / "extensions"), "broken", {"scripts/bad.py": BROKEN_AT_IMPORT, "scripts/bad_ui.py": BROKEN_IN_UI,
+                                                             "scripts/bad_cb.py": BROKEN_IN_CALLBACKS})
     with WebuiServer(data_dir) as running:
         yield running
 
@@ -44,9 +53,48 @@ def page(server):
         assert page_errors == [], f"javascript errors on the page: {page_errors}"
 
 
-def test_extensions_load_without_error_reports(server):
+def error_reports(log):
+    return [block for block in log.split("*** ")[1:] if block.startswith("Error")]
+
+
+def test_only_the_broken_extension_is_reported_and_the_app_starts(server):
     log = server.read_log()
-    assert "Error loading script" not in log and "Error executing callback" not in log and "Error calling" not in log
+    reports = error_reports(log)
+    assert reports, "the broken extension should be reported"
+    assert all("broken" in report.split("\n", 1)[0] or "/broken/" in report for report in reports), reports
+    assert "broken at import" in log and "broken in ui" in log and "broken-callbacks" not in log
+    assert "broken/bad_cb.py/ui_settings" in log
+
+
+def recorded_events(server):
+    """The recorder's log, from the route its on_app_started added; [] until that route exists (the page answers
+    as soon as Gradio launches, a moment before on_app_started runs, as in A1111)."""
+    try:
+        with urllib.request.urlopen(f"{server.url}/recorder/events", timeout=30) as response:
+            return [tuple(e) for e in json.load(response)]
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return []
+        raise
+
+
+def test_app_started_lets_an_extension_add_routes_and_other_startup_callbacks_fired(server):
+    deadline = time.time() + 60
+    events = recorded_events(server)
+    while ("model_loaded", "tiny") not in events and time.time() < deadline:  # the model loads in the background
+        time.sleep(0.5)
+        events = recorded_events(server)
+    assert ("app_started", "True") in events
+    for name in ("before_ui", "ui_tabs", "ui_settings"):
+        assert (name,) in events
+    assert ("model_loaded", "tiny") in events
+    assert ("script_after_component", "txt2img", "txt2img_steps") in events
+
+
+def test_an_extension_tab_shows_in_the_page(page):
+    from playwright.sync_api import expect
+    page.get_by_role("tab", name="Recorder").click()
+    expect(page.locator("#recorder_tab_text")).to_be_visible(timeout=30000)
 
 
 def test_config_presets_preset_sets_the_fields_it_names(page):
@@ -65,8 +113,17 @@ def test_config_presets_preset_sets_the_fields_it_names(page):
 
 
 def test_tag_autocomplete_api_route_answers(server):
-    with urllib.request.urlopen(f"{server.url}/tacapi/v1/get-use-count?tagname=1girl&ttype=0&neg=false", timeout=30) as response:
-        assert response.status == 200
+    url = f"{server.url}/tacapi/v1/get-use-count?tagname=1girl&ttype=0&neg=false"
+    deadline = time.time() + 60
+    while True:  # its on_app_started adds the route a moment after the page first answers
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                assert response.status == 200
+                break
+        except urllib.error.HTTPError as e:
+            if e.code != 404 or time.time() > deadline:
+                raise
+            time.sleep(0.5)
     # Its javascript reads its tag list through Gradio 3's /file= URLs (relative to the web UI root, and absolute).
     with urllib.request.urlopen(f"{server.url}/file=tmp/tagAutocompletePath.txt?1", timeout=30) as response:
         assert response.read().decode().endswith("a1111-sd-webui-tagcomplete/tags")
