@@ -4,6 +4,8 @@ A1111 extensions reach into the SD1 text encoder's slow `CLIPTokenizer` (e.g. Cu
 `tokenizer._convert_token_to_id(token)`, others read `tokenizer.encoder`); transformers 5 keeps only the
 tokenizers-backed class, which lacks these. Each is added only where missing, with the old meaning.
 """
+import sys
+
 _applied = False
 
 
@@ -18,15 +20,19 @@ def _encoder(self):
     return self.get_vocab()
 
 
-def apply():
+def apply(tokenizer_class=None):
+    """Add the old helpers to CLIPTokenizer. Cheap when it is not imported yet: then nothing is imported here
+    (importing transformers' models costs seconds at startup) and `load_clip_tokenizer()` applies it later."""
     global _applied
     if _applied:
         return
+    if tokenizer_class is None:
+        module = sys.modules.get("transformers.models.clip.tokenization_clip")
+        tokenizer_class = getattr(module, "CLIPTokenizer", None)
+        if tokenizer_class is None:
+            return
     _applied = True
-    try:
-        from transformers import CLIPTokenizer
-    except Exception:
-        return
+    CLIPTokenizer = tokenizer_class
     if not hasattr(CLIPTokenizer, "_convert_token_to_id"):
         CLIPTokenizer._convert_token_to_id = _convert_token_to_id
     if "encoder" not in dir(CLIPTokenizer):
