@@ -64,3 +64,11 @@ def matched_noise(image, fill_mask, falloff=1.0, color_variation=0.05, seed=0):
         reference = image[..., c][known[..., c]]
         result[..., c][region] = _match_histogram(shaped[..., c][region], reference)
     return np.clip(result * fill + image * (1.0 - fill), 0.0, 1.0)
+
+
+def mask_with_hole(size, box):
+    """'L' mask: white (repaint) everywhere except the kept box."""
+    from PIL import Image
+    mask = Image.new("L", size, 255)
+    mask.paste(0, box)
+    return mask

@@ -26,12 +26,6 @@ def _seam_boxes(size, offset, old_size, side, margin):
     return x1, y1, max(x1, x2), max(y1, y2)
 
 
-def _mask_with_hole(size, box):
-    """'L' mask: white (repaint) everywhere except the kept box."""
-    mask = Image.new("L", size, 255)
-    mask.paste(0, box)
-    return mask
-
 
 class Script(scripts.Script):
     def title(self):
@@ -111,7 +105,7 @@ class Script(scripts.Script):
             canvas = Image.new("RGB", (pad_w, pad_h))
             canvas.paste(img, offset)
             picture = _seam_boxes(canvas.size, offset, img.size, side, 0)
-            fill = np.asarray(_mask_with_hole(canvas.size, picture), dtype=np.float64) / 255.0  # 1 = new area
+            fill = np.asarray(outpainting.mask_with_hole(canvas.size, picture), dtype=np.float64) / 255.0  # 1 = new area
             noised = outpainting.matched_noise(np.asarray(canvas) / 255.0, fill, noise_q, color_variation)
             canvas = Image.fromarray(np.clip(noised * 255.0, 0, 255).astype(np.uint8))
             if horizontal:
@@ -120,8 +114,8 @@ class Script(scripts.Script):
             else:
                 sw, sh = pad_w, min(process_size[1], pad_h)
                 strip_box = (0, 0, sw, sh) if side == "up" else (0, pad_h - sh, sw, pad_h)
-            mask = _mask_with_hole(canvas.size, _seam_boxes(canvas.size, offset, img.size, side, margin)).crop(strip_box)
-            latent_mask = _mask_with_hole(canvas.size, _seam_boxes(canvas.size, offset, img.size, side, margin * 2)).crop(strip_box)
+            mask = outpainting.mask_with_hole(canvas.size, _seam_boxes(canvas.size, offset, img.size, side, margin)).crop(strip_box)
+            latent_mask = outpainting.mask_with_hole(canvas.size, _seam_boxes(canvas.size, offset, img.size, side, margin * 2)).crop(strip_box)
             canvases.append((canvas, (new_w, new_h)))
             strips.append(canvas.crop(strip_box))
 

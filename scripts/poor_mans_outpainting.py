@@ -9,11 +9,6 @@ from modules.processing_img2img import INPAINTING_FILL_NAMES
 from modules.shared import opts, state
 
 
-def _mask_with_hole(size, box):
-    mask = Image.new("L", size, 255)
-    mask.paste(0, box)
-    return mask
-
 
 class Script(scripts.Script):
     def title(self):
@@ -56,8 +51,8 @@ class Script(scripts.Script):
             return (picture[0] + (margin if left else 0), picture[1] + (margin if up else 0),
                     picture[2] - (margin if right else 0), picture[3] - (margin if down else 0))
 
-        mask = _mask_with_hole(canvas.size, keep_box(mask_blur * 2))
-        latent_mask = _mask_with_hole(canvas.size, keep_box(mask_blur // 2))
+        mask = outpainting.mask_with_hole(canvas.size, keep_box(mask_blur * 2))
+        latent_mask = outpainting.mask_with_hole(canvas.size, keep_box(mask_blur // 2))
         overlap = min(int(pixels), p.width - 8, p.height - 8)
         grid = images.split_grid(canvas, tile_w=p.width, tile_h=p.height, overlap=overlap)
         grid_mask = images.split_grid(mask, tile_w=p.width, tile_h=p.height, overlap=overlap)
