@@ -251,6 +251,16 @@ class Sampler:
         self._completed_steps_start = 0
         self._steps_this_pass = 0
 
+    def _sample_args(self, p, conditioning, unconditional_conditioning, image_conditioning):
+        """The CFG denoiser's keyword arguments, the same for every sampler family."""
+        return {
+            'cond': conditioning,
+            'image_cond': image_conditioning,
+            'uncond': unconditional_conditioning,
+            'cond_scale': p.cfg_scale,
+            's_min_uncond': self.s_min_uncond,
+        }
+
     def callback_state(self, d):
         """Called by the sampling function once per step: progress for the UI."""
         step = d['i']

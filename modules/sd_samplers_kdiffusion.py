@@ -152,15 +152,6 @@ class KDiffusionSampler(sd_samplers_common.Sampler):
         if self.config is not None and self.config.options.get('solver_type', None) == 'heun':
             extra_params_kwargs['solver_type'] = 'heun'
 
-    def _sample_args(self, p, conditioning, unconditional_conditioning, image_conditioning):
-        return {
-            'cond': conditioning,
-            'image_cond': image_conditioning,
-            'uncond': unconditional_conditioning,
-            'cond_scale': p.cfg_scale,
-            's_min_uncond': self.s_min_uncond,
-        }
-
     def sample_img2img(self, p, x, noise, conditioning, unconditional_conditioning, steps=None, image_conditioning=None):
         """Denoise the init latent `x` from the noise level the denoising strength selects."""
         steps, t_enc = sd_samplers_common.setup_img2img_steps(p, steps)

@@ -107,15 +107,6 @@ class CompVisSampler(sd_samplers_common.Sampler):
 
         return timesteps
 
-    def _sample_args(self, p, conditioning, unconditional_conditioning, image_conditioning):
-        return {
-            'cond': conditioning,
-            'image_cond': image_conditioning,
-            'uncond': unconditional_conditioning,
-            'cond_scale': p.cfg_scale,
-            's_min_uncond': self.s_min_uncond,
-        }
-
     def sample_img2img(self, p, x, noise, conditioning, unconditional_conditioning, steps=None, image_conditioning=None):
         steps, t_enc = sd_samplers_common.setup_img2img_steps(p, steps)
 
