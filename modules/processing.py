@@ -538,6 +538,7 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
 
     infotexts = []
     output_images = []
+    mask_images = []  # (image, infotext): the inpainting mask and composite, shown after the results
     with torch.inference_mode():
         with devices.autocast():
             p.init(p.all_prompts, p.all_seeds, p.all_subseeds)
@@ -644,10 +645,11 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
                 if p.color_corrections is not None and i < len(p.color_corrections):
                     image = apply_color_correction(p.color_corrections[i], image)
 
+                denoised_image = image
                 if overlay is not None and getattr(p, "overlay_inpaint", opts.overlay_inpaint):
-                    image, _ = apply_overlay(image, p.paste_to, overlay)
+                    image, denoised_image = apply_overlay(image, p.paste_to, overlay)
                 elif p.paste_to is not None:
-                    image, _ = apply_overlay(image, p.paste_to, None)
+                    image, denoised_image = apply_overlay(image, p.paste_to, None)
 
                 if p.scripts is not None:
                     from modules import scripts
@@ -664,6 +666,10 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
                 if p.save_samples():
                     from modules import images
                     images.save_image(image, p.outpath_samples, "", p.seeds[i], p.prompts[i], opts.samples_format, info=text, p=p)
+
+                if mask_for_overlay is not None:
+                    for extra in inpaint_mask_outputs(p, i, denoised_image, mask_for_overlay, text):
+                        mask_images.append((extra, text))
 
             del x_samples
             devices.torch_gc()
@@ -685,6 +691,10 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
             if opts.grid_save:
                 images.save_image(grid, p.outpath_grids, "grid", p.all_seeds[0], p.all_prompts[0], opts.grid_format, info=text, short_filename=not opts.grid_extended_filename, p=p, grid=True)
 
+        for image, text in mask_images:
+            output_images.append(image)
+            infotexts.append(text)
+
     if not p.disable_extra_networks and p.extra_network_data:
         from modules import extra_networks
         extra_networks.deactivate(p, p.extra_network_data)
@@ -695,6 +705,27 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
     if p.scripts is not None:
         p.scripts.postprocess(p, res)
     return res
+
+
+def inpaint_mask_outputs(p, i, denoised_image, mask_for_overlay, infotext_text):
+    """The greyscale mask and the masked composite (the generated pixels inside the mask, transparent outside), saved
+    and/or returned as the save_mask / return_mask options (and their _composite twins) ask."""
+    wanted = [opts.save_mask, opts.return_mask, opts.save_mask_composite, opts.return_mask_composite]
+    if not any(wanted):
+        return []
+    from PIL import Image
+    from modules import images
+    mask = mask_for_overlay.convert("RGB")
+    composite = None
+    if opts.save_mask_composite or opts.return_mask_composite:
+        inside = images.resize_image(2, mask_for_overlay, denoised_image.width, denoised_image.height).convert("L")
+        composite = Image.composite(denoised_image.convert("RGBA"), Image.new("RGBA", denoised_image.size), inside)
+    if p.save_samples():
+        for want, picture, suffix in ((opts.save_mask, mask, "-mask"), (opts.save_mask_composite, composite, "-mask-composite")):
+            if want:
+                images.save_image(picture, p.outpath_samples, "", p.seeds[i], p.prompts[i], opts.samples_format,
+                                  info=infotext_text, p=p, suffix=suffix)
+    return [picture for want, picture in ((opts.return_mask, mask), (opts.return_mask_composite, composite)) if want]
 
 
 def _restore_faces(p, image, i, infotext):

@@ -250,6 +250,36 @@ def test_a_9_channel_checkpoint_does_txt2img_too(tiny_inpainting_model):
     assert res.images[0].size == (64, 64)
 
 
+def test_return_and_save_mask_options_add_the_mask_and_the_masked_composite(tiny_model, tmp_path):
+    from modules.shared import opts
+    image = noise_image(64, 64)
+    mask = box_mask(image.size, (16, 16, 48, 48))
+    names = ("return_mask", "return_mask_composite", "save_mask", "save_mask_composite")
+    before = {name: getattr(opts, name) for name in names}
+    try:
+        for name in names:
+            setattr(opts, name, True)
+        res = run(tiny_model, init_images=[image], mask=mask, mask_blur=0, do_not_save_samples=False,
+                  outpath_samples=str(tmp_path))
+    finally:
+        for name, value in before.items():
+            setattr(opts, name, value)
+    assert len(res.images) == 3 and len(res.infotexts) == 3
+    result, returned_mask, composite = res.images
+    assert np.array_equal(np.asarray(returned_mask.convert("L")), np.asarray(mask))
+    alpha = np.asarray(composite)[..., 3]
+    assert (alpha[20:44, 20:44] == 255).all() and (alpha[:12] == 0).all(), "opaque inside the mask only"
+    assert np.array_equal(np.asarray(composite)[20:44, 20:44, :3], np.asarray(result)[20:44, 20:44])
+    saved = sorted(f for _, _, files in os.walk(tmp_path) for f in files)
+    assert len(saved) == 3
+    assert any(n.endswith("-mask.png") for n in saved) and any(n.endswith("-mask-composite.png") for n in saved)
+
+
+def test_mask_options_off_return_only_the_result(tiny_model):
+    res = run(tiny_model, init_images=[noise_image(64, 64)], mask=box_mask((64, 64), (16, 16, 48, 48)))
+    assert len(res.images) == 1
+
+
 # ------------------------------------------------------------------------------------------------ the demo model
 
 
