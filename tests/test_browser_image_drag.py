@@ -1,0 +1,61 @@
+"""Dragging a result from the txt2img gallery onto img2img's init image puts that picture there."""
+import re
+
+import pytest
+
+from tests.checkpoint_factory import make_tiny_sd1_checkpoint
+from tests.webui_server import WebuiServer, chromium_available, launch_browser
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
+
+# A dragged <img> carries its URL (text/uri-list and text/html), never a File: what a browser's drag gives.
+DROP_IMAGE_URL = """([zoneSelector, src]) => {
+    const zone = document.querySelector(zoneSelector + ' input[type=file]').parentElement;
+    const transfer = new DataTransfer();
+    transfer.setData('text/uri-list', src);
+    transfer.setData('text/html', '<img src="' + src + '">');
+    for (const type of ['dragenter', 'dragover', 'drop']) {
+        zone.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: transfer}));
+    }
+}"""
+
+
+def set_number(page, elem_id, value):
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_drag_a_gallery_image_onto_the_img2img_init_image(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+    ckpt_dir = tmp_path / "models" / "Stable-diffusion"
+    ckpt_dir.mkdir(parents=True)
+    make_tiny_sd1_checkpoint(str(ckpt_dir / "tiny.safetensors"))
+    with WebuiServer(tmp_path) as server, sync_playwright() as pw:
+        browser = launch_browser(pw)
+        page = browser.new_page()
+        page.goto(server.url)
+        expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^tiny"), timeout=30000)
+        page.locator("#txt2img_prompt textarea").fill("a red circle")
+        for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 96), ("txt2img_steps", 2)):
+            set_number(page, elem_id, value)
+        page.locator("#txt2img_generate").click()
+        page.locator("#html_info_txt2img").get_by_text("Steps: 2").wait_for(timeout=120000)
+        src = page.locator("#txt2img_gallery img").first.get_attribute("src")
+        assert src
+
+        page.get_by_role("tab", name="img2img", exact=True).first.click()
+        expect(page.locator("#img2img_image input[type=file]")).to_be_attached(timeout=15000)
+        page.evaluate(DROP_IMAGE_URL, ["#img2img_image", src])
+        expect(page.locator("#img2img_image img")).to_be_visible(timeout=30000)
+
+        # The dropped picture reached the server: img2img runs on it at its own size (64x96).
+        page.locator("#img2img_prompt textarea").fill("a blue square")
+        set_number(page, "img2img_steps", 2)
+        page.locator("#img2img_detect_image_size_btn").click()
+        expect(page.locator("#img2img_height input[type=number]")).to_have_value("96", timeout=15000)
+        page.locator("#img2img_generate").click()
+        info = page.locator("#html_info_img2img")
+        info.get_by_text("Denoising strength").wait_for(timeout=120000)
+        assert "Size: 64x96" in info.inner_text()
+        browser.close()
