@@ -174,15 +174,26 @@ def no_checkpoint_message():
             + " or ".join(folders) + " and press the refresh button next to the checkpoint list.")
 
 
+BUILTIN_DEMO_NAME = "demo-shapes.safetensors"
+
+
+def is_builtin_demo(filename) -> bool:
+    """The small shapes model the project ships (demo_model/), as opposed to a checkpoint the user put there."""
+    return os.path.basename(str(filename)) == BUILTIN_DEMO_NAME
+
+
 def select_checkpoint():
-    """The checkpoint named by the sd_model_checkpoint setting, else the first one found, else None."""
+    """The checkpoint named by the sd_model_checkpoint setting, else the first one found (the user's own before the
+    built-in demo model), else None."""
     model_checkpoint = shared.opts.sd_model_checkpoint
     info = checkpoint_aliases.get(model_checkpoint, None) if model_checkpoint else None
     if info is not None:
         return info
     if not checkpoints_list:
         return None
-    info = next(iter(checkpoints_list.values()))
+    # The built-in demo model is the fallback of last resort: a user's own checkpoint comes first.
+    own = [i for i in checkpoints_list.values() if not is_builtin_demo(i.filename)]
+    info = own[0] if own else next(iter(checkpoints_list.values()))
     if model_checkpoint is not None:
         print(f"Checkpoint {model_checkpoint} not found; loading fallback {info.title}", file=sys.stderr)
     return info

@@ -1,6 +1,5 @@
 """Controls shared by txt2img and img2img: sampler, hires fix, size/batch/CFG, seed, scripts, and infotext paste."""
 import json
-import os
 from types import SimpleNamespace
 
 import gradio as gr
@@ -58,7 +57,7 @@ def _demo_selected():
     try:
         from modules import sd_models
         info = sd_models.select_checkpoint()
-        return info is not None and "demo-shapes" in os.path.basename(info.filename)
+        return info is not None and sd_models.is_builtin_demo(info.filename)
     except Exception:
         return False
 
