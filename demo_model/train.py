@@ -30,14 +30,19 @@ if ROOT not in sys.path:
 from demo_model import shapes_data  # noqa: E402
 
 SCALE_FACTOR = 0.18215
-GROUP_PAIR_OFFSET = 5.0
+# SD1's schedule leaves a little of the picture in its noisiest training inputs, so a model learns to read the
+# background colour from the noise's mean, and at inference (pure noise) draws the background the seed's noise
+# suggests rather than the prompt's. A random per-channel offset in the training noise ("offset noise") makes the
+# mean of the input unreliable, so the background follows the prompt.
+OFFSET_NOISE = 0.25  # beside the 8x8 noise mean's own spread of 1/8 and the leak of 0.07 x the background
+STRUCTURAL_LR_SCALE = 0.05  # the VAE layers that carry its colour encoding learn 20x slower
 BOS, EOS = 49406, 49407
 
 # 64 channels: GroupNorm's 32 groups then hold 2 channels each; at 32 channels each channel would be normalised on
 # its own and a flat colour region would lose its colour.
 VAE_CONFIG = dict(double_z=True, z_channels=4, resolution=64, in_channels=3, out_ch=3, ch=64, ch_mult=(1, 1, 1, 1),
                   num_res_blocks=1, attn_resolutions=[], dropout=0.0)
-UNET_CONFIG = dict(in_channels=4, out_channels=4, model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
+UNET_CONFIG = dict(in_channels=4, out_channels=4, model_channels=32, channel_mult=(1, 2, 4), num_res_blocks=1,
                    attention_resolutions=(1, 2, 4), num_heads=8, context_dim=64, transformer_depth=1)
 CLIP_CONFIG = dict(hidden_size=64, num_hidden_layers=2, intermediate_size=256)
 
@@ -55,6 +60,18 @@ def build_models():
     unet = UNetModel(**UNET_CONFIG)
     text = FrozenCLIPEmbedder(config=sd1_clip_config(**CLIP_CONFIG), freeze=False)
     return vae, unet, text
+
+
+def init_text_embeddings(text, generator: torch.Generator):
+    """Token embeddings large beside everything else in the residual stream. With CLIP's usual init (std 0.02) the
+    first attention layer's output (std ~1) swamps them: every position becomes an average of the prompt so far
+    and two prompts give nearly the same context, which leaves the UNet nearly unconditional."""
+    embeddings = text.transformer.text_model.embeddings
+    with torch.no_grad():
+        embeddings.token_embedding.weight.copy_(
+            torch.randn(embeddings.token_embedding.weight.shape, generator=generator))
+        embeddings.position_embedding.weight.copy_(
+            0.2 * torch.randn(embeddings.position_embedding.weight.shape, generator=generator))
 
 
 def zero_init_residual_outputs(unet):
@@ -81,38 +98,25 @@ def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
 # ---- phase 1: the VAE --------------------------------------------------------------------------------------------
 
 def train_vae(vae, images: torch.Tensor, steps: int, batch: int, crop: int, lr: float, generator: torch.Generator):
-    """Reconstruction (L1 + MSE) plus a tiny KL term. Trained on crops aligned to the 8-pixel latent grid: the mid
-    attention's output projection is held at zero, so the network is purely convolutional and crops teach it the
-    same thing as whole pictures at a fraction of the cost."""
-    # Residual branches start at zero (each block the identity): the deep VAE then trains as fast as a shallow one.
-    from ldm.modules.diffusionmodules.model import ResnetBlock
-    for module in vae.modules():
-        if isinstance(module, ResnetBlock):
-            torch.nn.init.zeros_(module.conv2.weight)
-            torch.nn.init.zeros_(module.conv2.bias)
-    for attn in (vae.encoder.mid.attn_1, vae.decoder.mid.attn_1):
-        torch.nn.init.zeros_(attn.proj_out.weight)
-        torch.nn.init.zeros_(attn.proj_out.bias)
-        attn.proj_out.requires_grad_(False)
-    # GroupNorm right before each conv_out (norm_out) normalises every group of two channels over the picture; on
-    # flat colour regions that would erase the colour itself. A large constant in the second channel of each pair
-    # makes the normalisation close to a fixed affine map, so absolute values pass from the start.
-    with torch.no_grad():
-        for block in (vae.encoder.mid.block_2, vae.decoder.up[0].block[-1]):
-            block.conv2.bias[1::2] = GROUP_PAIR_OFFSET
-    # Start with a near-deterministic posterior (std ~0.02): early on, unit-variance sampling noise would drown
-    # the encoder's still-small means and the decoder would learn nothing.
-    with torch.no_grad():
-        vae.quant_conv.bias[4:] = -8.0
-    params = [p for p in vae.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    """Reconstruction (L1 + MSE) plus a tiny KL term, on whole pictures (crop = size) or crops aligned to the 8-pixel
+    latent grid."""
+    # Start as an 8x8 block-average autoencoder whose colours survive GroupNorm (see vae_init): from random
+    # weights flat colours alone take the VAE tens of thousands of steps.
+    from demo_model import vae_init
+    vae_init.init_block_average_autoencoder(vae, images.shape[1])
+    vae_init.hold_colour_readout(vae)
+    structural = {id(p) for p in vae_init.structural_parameters(vae)}
+    optimizer = torch.optim.AdamW([
+        {"params": [p for p in vae.parameters() if id(p) not in structural], "scale": 1.0},
+        {"params": [p for p in vae.parameters() if id(p) in structural], "scale": STRUCTURAL_LR_SCALE}],
+        lr=lr, weight_decay=0.0)
     size = images.shape[1]
     offsets = list(range(0, size - crop + 1, 8))
     start = time.time()
     for step in range(steps):
-        lr_now = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        lr_now = lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for group in optimizer.param_groups:
-            group["lr"] = lr_now
+            group["lr"] = lr_now * group["scale"]
         index = torch.randint(0, images.shape[0], (batch,), generator=generator)
         oy, ox = (offsets[int(i)] for i in torch.randint(0, len(offsets), (2,), generator=generator))
         x = to_model_range(images[index, oy:oy + crop, ox:ox + crop])
@@ -127,6 +131,27 @@ def train_vae(vae, images: torch.Tensor, steps: int, batch: int, crop: int, lr: 
         optimizer.step()
         if step % 25 == 0 or step == steps - 1:
             log(f"vae step {step}/{steps} rec {rec.item():.4f} kl {kl.item():.3f} ({time.time() - start:.0f}s)")
+        if step % 200 == 0 or step == steps - 1:
+            log(f"vae step {step}: the judge reads its reconstructions of held-out scenes as {judge_reconstructions(vae)}")
+
+
+@torch.no_grad()
+def judge_reconstructions(vae, per_combo: int = 1) -> dict:
+    """Share of held-out scenes whose VAE reconstruction the judge reads right (colour, shape, position)."""
+    from demo_model import judge
+    scenes = shapes_data.evaluation_scenes(per_combo)
+    pictures = torch.from_numpy(np.stack([shapes_data.render_scene(s) for s in scenes]))
+    was_training = vae.training
+    vae.eval()
+    decoded = vae.decode(vae.encode(to_model_range(pictures)).mean)
+    vae.train(was_training)
+    decoded = ((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    right = {"colour": 0, "shape": 0, "position": 0}
+    for scene, picture in zip(scenes, decoded):
+        found, obj = judge.judge(picture).main, scene.objects[0]
+        for key in right:
+            right[key] += int(found is not None and getattr(found, key) == getattr(obj, key))
+    return {key: round(value / len(scenes), 3) for key, value in right.items()}
 
 
 @torch.no_grad()
@@ -155,36 +180,48 @@ def normalise_latents(vae, means: torch.Tensor, stds: torch.Tensor):
     return (means - centre[None, :, None, None]) * k[None, :, None, None], stds * k[None, :, None, None]
 
 
-def finetune_decoder(vae, images: torch.Tensor, steps: int, batch: int, lr: float, generator: torch.Generator):
-    """Whole pictures through the frozen encoder, the decoder (and post_quant_conv) trained to reconstruct them.
+def edge_weights(x: torch.Tensor, weight: float = 4.0) -> torch.Tensor:
+    """Per-pixel loss weights, `weight` times larger within 2 pixels of a colour edge: edges are a small share of a
+    picture's pixels but all of its shapes' outlines."""
+    edges = (x[..., 1:, :] - x[..., :-1, :]).abs().sum(1, keepdim=True)
+    edges = F.pad(edges, (0, 0, 0, 1)) + F.pad((x[..., :, 1:] - x[..., :, :-1]).abs().sum(1, keepdim=True), (0, 1, 0, 0))
+    near = F.max_pool2d((edges > 0.05).float(), 5, stride=1, padding=2)
+    return 1.0 + (weight - 1.0) * near
 
-    GroupNorm statistics over a crop differ from those over a whole picture, so a decoder trained on crops smears
-    whole pictures; this pass fixes that without moving the latents the UNet learned."""
+
+def finetune_decoder(vae, images: torch.Tensor, latents: torch.Tensor, latent_stds: torch.Tensor, steps: int,
+                     batch: int, lr: float, generator: torch.Generator):
+    """The decoder alone, on whole pictures from their (fixed) latents, with edges weighted up: sharper outlines
+    without moving any latent the UNet learned."""
+    from demo_model import vae_init
     vae.requires_grad_(False)
-    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
-    for p in params:
-        p.requires_grad_(True)
-    for attn in (vae.decoder.mid.attn_1,):
-        attn.proj_out.requires_grad_(False)
-    params = [p for p in params if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    vae.decoder.requires_grad_(True)
+    structural = {id(p) for p in vae_init.structural_parameters(vae)}
+    trained = [p for p in vae.decoder.parameters()]
+    optimizer = torch.optim.AdamW([
+        {"params": [p for p in trained if id(p) not in structural], "scale": 1.0},
+        {"params": [p for p in trained if id(p) in structural], "scale": STRUCTURAL_LR_SCALE}],
+        lr=lr, weight_decay=0.0)
     start = time.time()
     for step in range(steps):
-        lr_now = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        lr_now = lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for group in optimizer.param_groups:
-            group["lr"] = lr_now
+            group["lr"] = lr_now * group["scale"]
         index = torch.randint(0, images.shape[0], (batch,), generator=generator)
         x = to_model_range(images[index])
-        with torch.no_grad():
-            posterior = vae.encode(x)
-            z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
+        z = latents[index] + latent_stds[index] * torch.randn(latents[index].shape, generator=generator)
         reconstruction = vae.decode(z)
-        loss = (reconstruction - x).abs().mean() + F.mse_loss(reconstruction, x)
+        weights = edge_weights(x)
+        error = reconstruction - x
+        loss = ((error.abs() + error ** 2) * weights).mean() / weights.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if step % 25 == 0 or step == steps - 1:
             log(f"decoder step {step}/{steps} rec {loss.item():.4f} ({time.time() - start:.0f}s)")
+        if step % 200 == 0 or step == steps - 1:
+            log(f"decoder step {step}: the judge reads its reconstructions of held-out scenes as "
+                f"{judge_reconstructions(vae)}")
     vae.requires_grad_(False)
 
 
@@ -218,7 +255,7 @@ def sd1_alphas_cumprod() -> torch.Tensor:
 
 def train_diffusion(unet, text, latents, latent_stds, scenes, steps: int, batch: int, lr: float, seed: int,
                     generator: torch.Generator, save_every: int = 0, save_fn=None):
-    """eps-prediction on the SD1 schedule, min-SNR(5) loss weighting, 10% empty captions for CFG."""
+    """eps-prediction on the SD1 schedule with offset noise, min-SNR(5) loss weighting, 10% empty captions for CFG."""
     zero_init_residual_outputs(unet)
     tokens_of = CaptionTokens()
     caption_rng = random.Random(seed + 1)
@@ -244,6 +281,7 @@ def train_diffusion(unet, text, latents, latent_stds, scenes, steps: int, batch:
         x0 = SCALE_FACTOR * (latents[index] + latent_stds[index] * torch.randn(latents[index].shape, generator=generator))
         t = torch.randint(0, 1000, (batch,), generator=generator)
         noise = torch.randn(x0.shape, generator=generator)
+        noise = noise + OFFSET_NOISE * torch.randn((batch, x0.shape[1], 1, 1), generator=generator)
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
         prediction = unet(x_t, t, context)
@@ -294,19 +332,21 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--images", type=int, default=6000, help="training pictures (captions are re-worded each use)")
     parser.add_argument("--size", type=int, default=64, help="native resolution")
-    parser.add_argument("--vae-steps", type=int, default=600)
-    parser.add_argument("--vae-batch", type=int, default=16)
-    parser.add_argument("--vae-crop", type=int, default=24)
-    parser.add_argument("--vae-lr", type=float, default=2e-3)
-    parser.add_argument("--unet-steps", type=int, default=600)
+    parser.add_argument("--vae-steps", type=int, default=1200)
+    parser.add_argument("--vae-batch", type=int, default=8)
+    parser.add_argument("--vae-crop", type=int, default=64, help="train on crops this size (64: whole pictures)")
+    parser.add_argument("--vae-lr", type=float, default=5e-4)
+    parser.add_argument("--unet-steps", type=int, default=1200)
     parser.add_argument("--unet-batch", type=int, default=128)
     parser.add_argument("--unet-lr", type=float, default=1.5e-3)
     parser.add_argument("--save-every", type=int, default=100, help="write the EMA weights so far every N steps")
-    parser.add_argument("--decoder-steps", type=int, default=300, help="whole-picture decoder fine-tuning, last")
+    parser.add_argument("--decoder-steps", type=int, default=1000, help="decoder fine-tuning on whole pictures, last")
     parser.add_argument("--decoder-batch", type=int, default=8)
     parser.add_argument("--decoder-lr", type=float, default=5e-4)
-    parser.add_argument("--decoder-from", default=None,
-                        help="skip training: load this checkpoint and only run the decoder fine-tuning on it")
+    parser.add_argument("--vae-out", default=None, help="also write the phase-1 VAE (normalised) to this file")
+    parser.add_argument("--vae-from", default=None, help="skip phase 1: use the VAE a --vae-out run wrote")
+    parser.add_argument("--assemble", default=None, metavar="CHECKPOINT",
+                        help="train nothing: write CHECKPOINT's UNet and text encoder with the --vae-from VAE to --out")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -323,49 +363,79 @@ def main(argv=None):
 
     metadata = {"modelspec.title": "demo-shapes", "modelspec.architecture": "stable-diffusion-v1",
                 "demo_model.command": "venv/bin/python -m demo_model.train " + " ".join(sys.argv[1:] if argv is None else argv),
-                "demo_model.seed": args.seed, "demo_model.resolution": args.size}
-    if args.decoder_from:
-        decoder_only(args, images, metadata)
+                "demo_model.seed": args.seed, "modelspec.resolution": f"{args.size}x{args.size}"}
+    if args.assemble:
+        assemble_files(args.assemble, args.vae_from, args.out, metadata)
         return
 
     vae, unet, text = build_models()
-    train_vae(vae, images, args.vae_steps, args.vae_batch, args.vae_crop, args.vae_lr, generator)
+    if args.vae_from:
+        load_vae(vae, args.vae_from)
+        log(f"VAE loaded from {args.vae_from} (phase 1 skipped)")
+    else:
+        train_vae(vae, images, args.vae_steps, args.vae_batch, args.vae_crop, args.vae_lr, generator)
     vae.eval()
     means, stds = encode_all(vae, images)
-    latents, latent_stds = normalise_latents(vae, means, stds)
+    if not args.vae_from:  # a loaded VAE was normalised before it was saved
+        means, stds = normalise_latents(vae, means, stds)
+        if args.vae_out:
+            save_vae(vae, args.vae_out, metadata)
+    latents, latent_stds = means, stds
     vae.requires_grad_(False)
     log(f"latents {tuple(latents.shape)}: scaled mean {float(latents.mean() * SCALE_FACTOR):.3f} "
         f"std {float(latents.std() * SCALE_FACTOR):.3f}")
 
-    def save_ema(ema, step):
-        save_checkpoint(assemble(vae, ema[0], ema[1]), args.out, {**metadata, "demo_model.steps": step})
+    ema = None
+    if args.unet_steps:
+        # Phase 2 draws from its own seeded generator: the same whether phase 1 ran here or was loaded.
+        generator = torch.Generator().manual_seed(args.seed + 1)
+        init_text_embeddings(text, generator)
 
-    ema = train_diffusion(unet, text, latents, latent_stds, scenes, args.unet_steps, args.unet_batch, args.unet_lr,
-                          args.seed, generator, args.save_every, save_ema)
-    save_ema(ema, args.unet_steps)
-    if args.decoder_steps:
-        finetune_decoder(vae, images, args.decoder_steps, args.decoder_batch, args.decoder_lr,
-                         torch.Generator().manual_seed(args.seed + 2))
+        def save_ema(ema, step):
+            save_checkpoint(assemble(vae, ema[0], ema[1]), args.out, {**metadata, "demo_model.steps": step})
+
+        ema = train_diffusion(unet, text, latents, latent_stds, scenes, args.unet_steps, args.unet_batch,
+                              args.unet_lr, args.seed, generator, args.save_every, save_ema)
         save_ema(ema, args.unet_steps)
+    if args.decoder_steps:
+        # Phase 3 only sharpens the decoder: the encoder, hence every latent phase 2 learned, stays as it is.
+        finetune_decoder(vae, images, latents, latent_stds, args.decoder_steps, args.decoder_batch, args.decoder_lr,
+                         torch.Generator().manual_seed(args.seed + 2))
+        if ema is not None:
+            save_checkpoint(assemble(vae, ema[0], ema[1]), args.out, {**metadata, "demo_model.steps": args.unet_steps})
+        elif args.vae_out:
+            save_vae(vae, args.vae_out, metadata)
     log(f"done in {(time.time() - began) / 60:.1f} min")
 
 
-def decoder_only(args, images, metadata):
-    """Load a checkpoint this script wrote, fine-tune its decoder on whole pictures, write it to --out."""
+def assemble_files(checkpoint: str, vae_path: str, out: str, metadata: dict):
+    """--assemble: the UNet and text encoder of one run's checkpoint with the VAE of another (phases 2 and 3 can
+    run side by side, one core each, both starting from phase 1's VAE)."""
     from safetensors import safe_open
+    if not vae_path:
+        raise SystemExit("--assemble needs --vae-from: the VAE to put into the checkpoint")
     vae, unet, text = build_models()
     model = assemble(vae, unet, text.transformer)
-    with safe_open(args.decoder_from, framework="pt") as f:
+    with safe_open(checkpoint, framework="pt") as f:
         state = {k: f.get_tensor(k).float() for k in f.keys()}
         old_metadata = f.metadata() or {}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith(("betas", "alphas", "sqrt", "log_", "posterior")) for k in missing):
-        raise ValueError(f"--decoder-from: {args.decoder_from} is not a checkpoint of this architecture "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
-    finetune_decoder(model.first_stage_model, images, args.decoder_steps, args.decoder_batch, args.decoder_lr,
-                     torch.Generator().manual_seed(args.seed + 2))
-    metadata = {**old_metadata, "demo_model.decoder_command": metadata["demo_model.command"]}
-    save_checkpoint(model, args.out, metadata)
+        raise SystemExit(f"--assemble: {checkpoint} is not a checkpoint of this architecture")
+    load_vae(model.first_stage_model, vae_path)
+    save_checkpoint(model, out, {**old_metadata, "demo_model.assemble_command": metadata["demo_model.command"]})
+
+
+def save_vae(vae, path: str, metadata: dict):
+    from safetensors.torch import save_file
+    state = {k: v.detach().float().contiguous() for k, v in vae.state_dict().items()}
+    save_file(state, path, metadata={k: str(v) for k, v in metadata.items()})
+    log(f"saved the VAE to {path}")
+
+
+def load_vae(vae, path: str):
+    from safetensors.torch import load_file
+    vae.load_state_dict(load_file(path))
 
 
 if __name__ == "__main__":
