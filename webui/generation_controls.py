@@ -45,7 +45,7 @@ def default_size():
 
 def create_sampling_controls(tabname, ctx):
     names = sampler_names()
-    default_sampler = "Euler a" if "Euler a" in names and _demo_selected() else (names[0] if names else None)
+    default_sampler = "Euler a" if "Euler a" in names and demo_model_selected() else (names[0] if names else None)
     with gr.Row(elem_id=f"{tabname}_sampling_row"):
         sampler = gr.Dropdown(label="Sampling method", elem_id=f"{tabname}_sampling", choices=names, value=default_sampler)
         scheduler = gr.Dropdown(label="Schedule type", elem_id=f"{tabname}_scheduler", choices=scheduler_labels(), value="Automatic")
@@ -53,7 +53,7 @@ def create_sampling_controls(tabname, ctx):
     return SimpleNamespace(sampler=sampler, scheduler=scheduler, steps=steps)
 
 
-def _demo_selected():
+def demo_model_selected():
     try:
         from modules import sd_models
         info = sd_models.select_checkpoint()

@@ -35,6 +35,18 @@ def save_style(name: str, prompt: str, negative_prompt: str, selected: list):
     return gr.update(choices=list(db.styles), value=selected), ""
 
 
+DEMO_FIRST_PROMPT = "a large red circle in the centre on a white background"
+
+
+def first_prompt(tabname: str) -> str:
+    """With the built-in demo model selected, txt2img starts with a prompt it can draw, so a newcomer's first
+    Generate gives a right picture; otherwise the prompt starts empty, as in A1111."""
+    if tabname != "txt2img":
+        return ""
+    from webui.generation_controls import demo_model_selected
+    return DEMO_FIRST_PROMPT if demo_model_selected() else ""
+
+
 class Toprow:
     def __init__(self, tabname: str):
         self.tabname = tabname
@@ -42,6 +54,7 @@ class Toprow:
             with gr.Column(scale=6):
                 with gr.Row():
                     self.prompt = gr.Textbox(label="Prompt", show_label=False, lines=3, elem_id=f"{tabname}_prompt",
+                                             value=first_prompt(tabname),
                                              placeholder="Prompt\n(Press Ctrl+Enter to generate, Alt+Enter to skip, Esc to interrupt)")
                     self.token_counter = gr.HTML(token_counter_html(""), elem_id=f"{tabname}_token_counter", elem_classes=["token-counter-box"])
                 with gr.Row():
