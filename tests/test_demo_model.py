@@ -120,10 +120,11 @@ def demo_model():
     return shared.sd_model
 
 
-# The shipped checkpoint is below the quality bar (see demo_model/README.md): these tests state what it must
-# do and run against it, but are expected to fail until a longer training run replaces it.
-BELOW_QUALITY_BAR = pytest.mark.xfail(reason="demo-shapes.safetensors is under-trained: held-out colour 10%, "
-                                             "shape 22%, position 9% (bar 90/75/80%)", strict=False)
+# Position is the one quality bar the shipped checkpoint misses (held-out position __POS__ against 80%, see
+# demo_model/README.md): the position checks state what it must do and run, but are expected to fail until a
+# longer training run replaces it.
+POSITION_BELOW_BAR = pytest.mark.xfail(reason="demo-shapes.safetensors does not follow position words yet "
+                                              "(held-out position __POS__, bar 80%)", strict=False)
 
 
 def generate(model, prompt, seed=100, count=4, negative_prompt=""):
@@ -140,28 +141,32 @@ def mean_share(images, colour):
 
 
 @pytest.mark.slow
-@BELOW_QUALITY_BAR
-def test_the_prompt_makes_the_right_shape_colour_and_place(demo_model):
+def test_the_prompt_makes_the_right_shape_and_colour_on_the_right_background(demo_model):
     images = generate(demo_model, "a large red circle in the centre on a white background")
     verdicts = [judge.judge(im) for im in images]
-    right = [v.main is not None and (v.main.colour, v.main.shape, v.main.position) == ("red", "circle", "centre")
-             for v in verdicts]
+    right = [v.main is not None and (v.main.colour, v.main.shape) == ("red", "circle") for v in verdicts]
     assert sum(right) >= 3, [(v.main, v.background) for v in verdicts]
     assert sum(v.background == "white" for v in verdicts) >= 3
 
 
 @pytest.mark.slow
-@BELOW_QUALITY_BAR
-def test_a_held_out_combination_is_drawn(demo_model):
+@POSITION_BELOW_BAR
+def test_the_prompt_puts_the_shape_in_the_right_place(demo_model):
+    images = generate(demo_model, "a large red circle in the centre on a white background")
+    found = [judge.judge(im).main for im in images]
+    assert sum(f is not None and f.position == "centre" for f in found) >= 3, found
+
+
+@pytest.mark.slow
+def test_a_held_out_combination_gets_its_colour_and_shape(demo_model):
     colour, shape, position = sorted(shapes_data.HELD_OUT_COMBOS)[0]
     prompt = shapes_data.canonical_caption(colour=colour, shape=shape, position=position, size="large")
     found = [judge.judge(im).main for im in generate(demo_model, prompt, seed=7)]
     assert sum(f is not None and f.colour == colour for f in found) >= 3, found
-    assert sum(f is not None and f.position == position for f in found) >= 3, found
+    assert sum(f is not None and f.shape == shape for f in found) >= 3, found
 
 
 @pytest.mark.slow
-@BELOW_QUALITY_BAR
 def test_a_different_seed_gives_a_different_picture_of_the_same_thing(demo_model):
     a = generate(demo_model, "a large blue square on the left on a yellow background", seed=1, count=1)[0]
     b = generate(demo_model, "a large blue square on the left on a yellow background", seed=2, count=1)[0]
@@ -172,7 +177,6 @@ def test_a_different_seed_gives_a_different_picture_of_the_same_thing(demo_model
 
 
 @pytest.mark.slow
-@BELOW_QUALITY_BAR
 def test_a_negative_colour_lowers_that_colours_share(demo_model):
     plain = generate(demo_model, "a large circle on a white background", seed=20, count=6)
     negative = generate(demo_model, "a large circle on a white background", seed=20, count=6, negative_prompt="red")
@@ -180,7 +184,6 @@ def test_a_negative_colour_lowers_that_colours_share(demo_model):
 
 
 @pytest.mark.slow
-@BELOW_QUALITY_BAR
 def test_emphasis_raises_and_brackets_lower_a_colour(demo_model):
     prompt = "a large {} and blue circle on a white background"
     strong = generate(demo_model, prompt.format("(red:1.5)"), seed=30, count=6)
@@ -190,7 +193,6 @@ def test_emphasis_raises_and_brackets_lower_a_colour(demo_model):
 
 
 @pytest.mark.slow
-@BELOW_QUALITY_BAR
 def test_prompt_editing_mixes_the_two_colours(demo_model):
     prompt = "a large {} square in the centre on a white background"
     red = generate(demo_model, prompt.format("red"), seed=40)
