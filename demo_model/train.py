@@ -253,15 +253,42 @@ def sd1_alphas_cumprod() -> torch.Tensor:
     return torch.cumprod(1.0 - betas, dim=0).float()
 
 
+def training_noise(shape, generator: torch.Generator, layout_noise: float) -> torch.Tensor:
+    """White noise plus offset noise (one random constant per channel) and, with layout_noise, random patterns at
+    the coarser scales too (2x2 and 4x4 cells, upsampled): low frequencies of the input are then no guide to where
+    things are, so the model takes the layout from the prompt."""
+    batch, channels, height, width = shape
+    noise = torch.randn(shape, generator=generator)
+    noise = noise + OFFSET_NOISE * torch.randn((batch, channels, 1, 1), generator=generator)
+    if layout_noise:
+        for cells in (2, 4):
+            coarse = torch.randn((batch, channels, cells, cells), generator=generator)
+            noise = noise + layout_noise * F.interpolate(coarse, size=(height, width), mode="bilinear",
+                                                         align_corners=False)
+    return noise
+
+
+def loss_weights(alphas_cumprod: torch.Tensor, high_noise_weight: float) -> torch.Tensor:
+    """Per-timestep weights of the eps loss: min-SNR(5), raised at high noise to 1/SNR capped at high_noise_weight.
+    An eps error at high noise is a picture error times sqrt(SNR), so plain eps loss hardly cares whether the
+    noisiest steps, which decide the layout, get the picture right; weighting them up makes them."""
+    snr = alphas_cumprod / (1 - alphas_cumprod)
+    weights = torch.clamp(snr, max=5.0) / snr
+    if high_noise_weight:
+        weights = torch.maximum(weights, torch.clamp(1.0 / snr, max=high_noise_weight))
+    return weights
+
+
 def train_diffusion(unet, text, latents, latent_stds, scenes, steps: int, batch: int, lr: float, seed: int,
-                    generator: torch.Generator, save_every: int = 0, save_fn=None):
+                    generator: torch.Generator, save_every: int = 0, save_fn=None, resumed: bool = False,
+                    layout_noise: float = 0.0, high_noise_weight: float = 0.0):
     """eps-prediction on the SD1 schedule with offset noise, min-SNR(5) loss weighting, 10% empty captions for CFG."""
-    zero_init_residual_outputs(unet)
+    if not resumed:
+        zero_init_residual_outputs(unet)
     tokens_of = CaptionTokens()
     caption_rng = random.Random(seed + 1)
     alphas_cumprod = sd1_alphas_cumprod()
-    snr = alphas_cumprod / (1 - alphas_cumprod)
-    weights = torch.clamp(snr, max=5.0) / snr
+    weights = loss_weights(alphas_cumprod, high_noise_weight)
     params = list(unet.parameters()) + list(text.transformer.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     ema = copy.deepcopy((unet, text.transformer))
@@ -280,8 +307,7 @@ def train_diffusion(unet, text, latents, latent_stds, scenes, steps: int, batch:
         context = text.transformer(input_ids=tokens_of(captions)).last_hidden_state
         x0 = SCALE_FACTOR * (latents[index] + latent_stds[index] * torch.randn(latents[index].shape, generator=generator))
         t = torch.randint(0, 1000, (batch,), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
-        noise = noise + OFFSET_NOISE * torch.randn((batch, x0.shape[1], 1, 1), generator=generator)
+        noise = training_noise(x0.shape, generator, layout_noise)
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
         prediction = unet(x_t, t, context)
@@ -343,6 +369,12 @@ def main(argv=None):
     parser.add_argument("--decoder-steps", type=int, default=1000, help="decoder fine-tuning on whole pictures, last")
     parser.add_argument("--decoder-batch", type=int, default=8)
     parser.add_argument("--decoder-lr", type=float, default=5e-4)
+    parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                        help="phase 2 starts from this checkpoint's UNet and text encoder (a second stage)")
+    parser.add_argument("--layout-noise", type=float, default=0.0,
+                        help="strength of the coarse (2x2, 4x4) noise added to the training noise")
+    parser.add_argument("--high-noise-weight", type=float, default=0.0,
+                        help="raise the eps-loss weight of the noisiest timesteps up to this (0: min-SNR only)")
     parser.add_argument("--vae-out", default=None, help="also write the phase-1 VAE (normalised) to this file")
     parser.add_argument("--vae-from", default=None, help="skip phase 1: use the VAE a --vae-out run wrote")
     parser.add_argument("--assemble", default=None, metavar="CHECKPOINT",
@@ -389,13 +421,18 @@ def main(argv=None):
     if args.unet_steps:
         # Phase 2 draws from its own seeded generator: the same whether phase 1 ran here or was loaded.
         generator = torch.Generator().manual_seed(args.seed + 1)
-        init_text_embeddings(text, generator)
+        if args.resume:
+            load_unet_and_text(unet, text, args.resume)
+            log(f"UNet and text encoder loaded from {args.resume}")
+        else:
+            init_text_embeddings(text, generator)
 
         def save_ema(ema, step):
             save_checkpoint(assemble(vae, ema[0], ema[1]), args.out, {**metadata, "demo_model.steps": step})
 
         ema = train_diffusion(unet, text, latents, latent_stds, scenes, args.unet_steps, args.unet_batch,
-                              args.unet_lr, args.seed, generator, args.save_every, save_ema)
+                              args.unet_lr, args.seed, generator, args.save_every, save_ema, bool(args.resume),
+                              args.layout_noise, args.high_noise_weight)
         save_ema(ema, args.unet_steps)
     if args.decoder_steps:
         # Phase 3 only sharpens the decoder: the encoder, hence every latent phase 2 learned, stays as it is.
@@ -406,6 +443,15 @@ def main(argv=None):
         elif args.vae_out:
             save_vae(vae, args.vae_out, metadata)
     log(f"done in {(time.time() - began) / 60:.1f} min")
+
+
+def load_unet_and_text(unet, text, checkpoint: str):
+    from safetensors import safe_open
+    prefixes = {"model.diffusion_model.": unet, "cond_stage_model.transformer.": text.transformer}
+    with safe_open(checkpoint, framework="pt") as f:
+        for prefix, module in prefixes.items():
+            state = {k[len(prefix):]: f.get_tensor(k).float() for k in f.keys() if k.startswith(prefix)}
+            module.load_state_dict(state)
 
 
 def assemble_files(checkpoint: str, vae_path: str, out: str, metadata: dict):
