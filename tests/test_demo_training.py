@@ -1,0 +1,45 @@
+"""The demo model's training script: the VAE's starting point keeps colours through GroupNorm, and every phase runs
+and writes a checkpoint the ordinary loader reads."""
+import torch
+import torch.nn.functional as F
+
+from demo_model import shapes_data, train, vae_init
+
+
+def test_the_vae_starts_as_a_block_average_autoencoder_for_any_colours():
+    from ldm.models.autoencoder import AutoencoderKL
+    vae = AutoencoderKL(train.VAE_CONFIG, embed_dim=4)
+    vae_init.init_block_average_autoencoder(vae)
+    _, images = shapes_data.make_dataset(8, seed=4)
+    x = train.to_model_range(torch.from_numpy(images))
+    with torch.no_grad():
+        latent = vae.encode(x).mean
+        decoded = vae.decode(latent)
+    pooled = F.avg_pool2d(x, 8)
+    # latent channels 0-2 are each 8x8 cell's mean colour, whatever the picture's own colours are
+    assert (latent[:, :3] - pooled).abs().max() < 0.06  # within 8 grey levels
+    blocky = F.interpolate(pooled, scale_factor=8, mode="nearest")
+    assert (decoded - blocky).abs().mean() < 0.03
+
+
+def test_training_phases_run_and_write_a_loadable_checkpoint(tmp_path):
+    vae_file, unet_file, final = tmp_path / "vae.safetensors", tmp_path / "unet.safetensors", tmp_path / "demo.safetensors"
+    common = ["--seed", "0", "--threads", "1", "--images", "16"]
+    train.main(common + ["--vae-steps", "2", "--unet-steps", "0", "--decoder-steps", "0", "--vae-out", str(vae_file)])
+    train.main(common + ["--vae-from", str(vae_file), "--unet-steps", "2", "--unet-batch", "4", "--decoder-steps", "0",
+                         "--out", str(unet_file)])
+    train.main(common + ["--vae-from", str(vae_file), "--resume", str(unet_file), "--unet-steps", "1", "--unet-batch", "4",
+                         "--layout-noise", "0.3", "--high-noise-weight", "8", "--decoder-steps", "1", "--out", str(final)])
+    from safetensors import safe_open
+    with safe_open(str(final), framework="pt") as f:
+        metadata = f.metadata()
+        keys = set(f.keys())
+    assert metadata["modelspec.resolution"] == "64x64" and "--resume" in metadata["demo_model.command"]
+    assert any(k.startswith("model.diffusion_model.") for k in keys)
+    assert any(k.startswith("first_stage_model.decoder.") for k in keys)
+    assert any(k.startswith("cond_stage_model.transformer.text_model.") for k in keys)
+    from safetensors.torch import load_file
+
+    from modules import model_detection
+    unet = model_detection.detect_unet_config(load_file(str(final)))
+    assert unet["model_channels"] == 32 and tuple(unet["channel_mult"]) == (1, 2, 4)
