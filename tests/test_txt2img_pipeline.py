@@ -2,6 +2,7 @@
 import os
 import re
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -30,9 +31,12 @@ def test_batch_image_k_equals_single_image_with_seed_plus_k(tiny_model):
     assert batch.all_seeds == [1234, 1235]
     images = batch.images[batch.index_of_first_image:]
     single = run(tiny_model, seed=1235)
-    a = images[1].tobytes()
-    b = single.images[0].tobytes()
-    assert a == b
+    a = np.asarray(images[1], dtype=np.int16)
+    b = np.asarray(single.images[0], dtype=np.int16)
+    # Same noise, same picture; a batched convolution may round its last bit differently from a single one (seen on
+    # a clean clone: one pixel one level apart), so "equal" means at most one grey level anywhere.
+    assert np.abs(a - b).max() <= 1
+    assert (a != b).mean() < 0.001
 
 
 def test_random_seed_is_drawn_and_reported(tiny_model):
