@@ -62,7 +62,7 @@ def test_paint_a_mask_and_inpaint(tmp_path):
         editor = page.locator("#img2maskimg")
         editor.get_by_text("Upload an image").wait_for()
         brush_size = editor.locator("button[aria-label='Brush Size']")
-        for _ in range(6):  # an upload made while the editor's canvas still initialises is dropped: try again
+        for _ in range(12):  # an upload made while the editor's canvas still initialises is dropped: try again
             editor.locator("input[type=file]").set_input_files(str(source))
             try:
                 brush_size.wait_for(timeout=10000)  # the brush is chosen once the picture is in
