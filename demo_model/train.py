@@ -97,29 +97,42 @@ def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
 
 # ---- phase 1: the VAE --------------------------------------------------------------------------------------------
 
-def train_vae(vae, images: torch.Tensor, steps: int, batch: int, crop: int, lr: float, generator: torch.Generator):
-    """Reconstruction (L1 + MSE) plus a tiny KL term, on whole pictures (crop = size) or crops aligned to the 8-pixel
-    latent grid."""
+def scheduled_lr(lr: float, step: int, steps: int) -> float:
+    """50 steps of linear warm-up, then a cosine down to a tenth: every phase uses it."""
+    return lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+
+
+def set_lr(optimizer, lr_now: float):
+    for group in optimizer.param_groups:
+        group["lr"] = lr_now * group.get("scale", 1.0)
+
+
+def two_speed_optimizer(vae, trained, lr: float):
+    """AdamW over `trained`, the layers that carry the VAE's colour encoding at STRUCTURAL_LR_SCALE of the rate."""
+    from demo_model import vae_init
+    structural = {id(p) for p in vae_init.structural_parameters(vae)}
+    return torch.optim.AdamW([
+        {"params": [p for p in trained if id(p) not in structural], "scale": 1.0},
+        {"params": [p for p in trained if id(p) in structural], "scale": STRUCTURAL_LR_SCALE}],
+        lr=lr, weight_decay=0.0)
+
+
+def train_vae(vae, images: torch.Tensor, steps: int, batch: int, lr: float, generator: torch.Generator):
+    """Reconstruction (L1 + MSE) plus a tiny KL term, on whole pictures."""
     # Start as an 8x8 block-average autoencoder whose colours survive GroupNorm (see vae_init): from random
-    # weights flat colours alone take the VAE tens of thousands of steps.
+    # weights flat colours alone take the VAE tens of thousands of steps. Its calibration is for whole pictures,
+    # so crops would mislead it.
     from demo_model import vae_init
     vae_init.init_block_average_autoencoder(vae, images.shape[1])
     vae_init.hold_colour_readout(vae)
-    structural = {id(p) for p in vae_init.structural_parameters(vae)}
-    optimizer = torch.optim.AdamW([
-        {"params": [p for p in vae.parameters() if id(p) not in structural], "scale": 1.0},
-        {"params": [p for p in vae.parameters() if id(p) in structural], "scale": STRUCTURAL_LR_SCALE}],
-        lr=lr, weight_decay=0.0)
-    size = images.shape[1]
-    offsets = list(range(0, size - crop + 1, 8))
+    optimizer = two_speed_optimizer(vae, list(vae.parameters()), lr)
     start = time.time()
     for step in range(steps):
-        lr_now = lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        for group in optimizer.param_groups:
-            group["lr"] = lr_now * group["scale"]
+        set_lr(optimizer, scheduled_lr(lr, step, steps))
         index = torch.randint(0, images.shape[0], (batch,), generator=generator)
-        oy, ox = (offsets[int(i)] for i in torch.randint(0, len(offsets), (2,), generator=generator))
-        x = to_model_range(images[index, oy:oy + crop, ox:ox + crop])
+        # the crop offsets earlier versions drew, still drawn so that seed 0 reproduces the shipped file
+        torch.randint(0, 1, (2,), generator=generator)
+        x = to_model_range(images[index])
         posterior = vae.encode(x)
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
         reconstruction = vae.decode(z)
@@ -193,20 +206,12 @@ def finetune_decoder(vae, images: torch.Tensor, latents: torch.Tensor, latent_st
                      batch: int, lr: float, generator: torch.Generator):
     """The decoder alone, on whole pictures from their (fixed) latents, with edges weighted up: sharper outlines
     without moving any latent the UNet learned."""
-    from demo_model import vae_init
     vae.requires_grad_(False)
     vae.decoder.requires_grad_(True)
-    structural = {id(p) for p in vae_init.structural_parameters(vae)}
-    trained = [p for p in vae.decoder.parameters()]
-    optimizer = torch.optim.AdamW([
-        {"params": [p for p in trained if id(p) not in structural], "scale": 1.0},
-        {"params": [p for p in trained if id(p) in structural], "scale": STRUCTURAL_LR_SCALE}],
-        lr=lr, weight_decay=0.0)
+    optimizer = two_speed_optimizer(vae, list(vae.decoder.parameters()), lr)
     start = time.time()
     for step in range(steps):
-        lr_now = lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        for group in optimizer.param_groups:
-            group["lr"] = lr_now * group["scale"]
+        set_lr(optimizer, scheduled_lr(lr, step, steps))
         index = torch.randint(0, images.shape[0], (batch,), generator=generator)
         x = to_model_range(images[index])
         z = latents[index] + latent_stds[index] * torch.randn(latents[index].shape, generator=generator)
@@ -297,10 +302,8 @@ def train_diffusion(unet, text, latents, latent_stds, scenes, steps: int, batch:
     start = time.time()
     running = None
     for step in range(steps):
-        warm = min(1.0, (step + 1) / 50)
-        lr_now = lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        for group in optimizer.param_groups:
-            group["lr"] = lr_now
+        lr_now = scheduled_lr(lr, step, steps)
+        set_lr(optimizer, lr_now)
         index = torch.randint(0, latents.shape[0], (batch,), generator=generator)
         captions = [shapes_data.caption_scene(caption_rng, scenes[int(i)]) if caption_rng.random() >= 0.1 else ""
                     for i in index]
@@ -360,7 +363,6 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=64, help="native resolution")
     parser.add_argument("--vae-steps", type=int, default=1200)
     parser.add_argument("--vae-batch", type=int, default=8)
-    parser.add_argument("--vae-crop", type=int, default=64, help="train on crops this size (64: whole pictures)")
     parser.add_argument("--vae-lr", type=float, default=5e-4)
     parser.add_argument("--unet-steps", type=int, default=1200)
     parser.add_argument("--unet-batch", type=int, default=128)
@@ -405,7 +407,7 @@ def main(argv=None):
         load_vae(vae, args.vae_from)
         log(f"VAE loaded from {args.vae_from} (phase 1 skipped)")
     else:
-        train_vae(vae, images, args.vae_steps, args.vae_batch, args.vae_crop, args.vae_lr, generator)
+        train_vae(vae, images, args.vae_steps, args.vae_batch, args.vae_lr, generator)
     vae.eval()
     means, stds = encode_all(vae, images)
     if not args.vae_from:  # a loaded VAE was normalised before it was saved
