@@ -4,7 +4,7 @@ import re
 import pytest
 
 from tests.checkpoint_factory import make_tiny_sd1_checkpoint
-from tests.webui_server import WebuiServer, chromium_available, launch_browser
+from tests.webui_server import WebuiServer, chromium_available, launch_browser, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
 
@@ -18,12 +18,6 @@ DROP_IMAGE_URL = """([zoneSelector, src]) => {
         zone.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: transfer}));
     }
 }"""
-
-
-def set_number(page, elem_id, value):
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
 
 
 def test_drag_a_gallery_image_onto_the_img2img_init_image(tmp_path):

@@ -5,15 +5,9 @@ import re
 import pytest
 
 from tests.checkpoint_factory import make_tiny_sd1_checkpoint
-from tests.webui_server import WebuiServer, chromium_available, launch_browser
+from tests.webui_server import WebuiServer, chromium_available, launch_browser, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
-
-
-def set_number(page, elem_id, value):
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
 
 
 def test_prompt_generate_image_and_infotext(tmp_path):

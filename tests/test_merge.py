@@ -405,16 +405,12 @@ def test_chunked_merge_with_mixed_dtypes_matches_direct_computation():
     torch.testing.assert_close(out, a.float() + (b - c.float()) * 0.6)
 
 
-def _pick(page, elem_id, text):
-    page.locator(f"#{elem_id} input").click()
-    page.get_by_role("option").filter(has_text=text).first.click()
-
-
 def _merge_and_load_in_browser(page, primary, secondary, name):
     """Merger tab: A and B with the default weighted sum (M=0.3), Merge, then load the result from the dropdown."""
+    from tests.webui_server import pick_option
     page.get_by_role("tab", name="Checkpoint Merger").click()
-    _pick(page, "modelmerger_primary_model_name", primary)
-    _pick(page, "modelmerger_secondary_model_name", secondary)
+    pick_option(page, "modelmerger_primary_model_name", primary)
+    pick_option(page, "modelmerger_secondary_model_name", secondary)
     page.locator("#modelmerger_custom_name textarea, #modelmerger_custom_name input").first.fill(name)
     page.locator("#modelmerger_merge").click()
     page.locator("#modelmerger_result").get_by_text("Checkpoint saved to").wait_for(timeout=120000)
@@ -477,7 +473,7 @@ def test_merge_two_demo_checkpoint_variants_in_the_browser(tmp_path):
     import shutil
 
     from demo_model import judge
-    from tests.webui_server import WebuiServer, chromium_available, launch_browser
+    from tests.webui_server import WebuiServer, chromium_available, launch_browser, pick_option, set_number
     if not chromium_available():
         pytest.skip("needs Debian's chromium and playwright")
     from playwright.sync_api import sync_playwright
@@ -485,11 +481,6 @@ def test_merge_two_demo_checkpoint_variants_in_the_browser(tmp_path):
     models.mkdir(parents=True)
     shutil.copy(DEMO_CHECKPOINT, models / "shapes-a.safetensors")
     _demo_variant_with_swapped_words(models / "shapes-b.safetensors", "red", "blue")
-
-    def set_number(page, elem_id, value):
-        box = page.locator(f"#{elem_id} input[type=number]")
-        box.fill(str(value))
-        box.press("Enter")
 
     with WebuiServer(tmp_path) as server, sync_playwright() as pw:
         browser = launch_browser(pw)
@@ -499,7 +490,7 @@ def test_merge_two_demo_checkpoint_variants_in_the_browser(tmp_path):
 
         page.get_by_role("tab", name="txt2img", exact=True).first.click()
         page.locator("#txt2img_prompt textarea").fill("a large red circle in the centre on a white background")
-        _pick(page, "txt2img_sampling", "Euler a")
+        pick_option(page, "txt2img_sampling", "Euler a")
         for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 20),
                                ("txt2img_seed", 3), ("txt2img_batch_size", 4)):
             set_number(page, elem_id, value)

@@ -81,6 +81,19 @@ def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+def set_number(page, elem_id, value):
+    """Type a value into a Gradio number box (a slider's or a Number's) and commit it."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def pick_option(page, elem_id, text):
+    """Open a Gradio dropdown and choose the first option containing text."""
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option").filter(has_text=text).first.click()
+
+
 def copy_into(src, dst_dir):
     os.makedirs(dst_dir, exist_ok=True)
     shutil.copy(src, dst_dir)
