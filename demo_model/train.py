@@ -258,19 +258,11 @@ def sd1_alphas_cumprod() -> torch.Tensor:
     return torch.cumprod(1.0 - betas, dim=0).float()
 
 
-def training_noise(shape, generator: torch.Generator, layout_noise: float) -> torch.Tensor:
-    """White noise plus offset noise (one random constant per channel) and, with layout_noise, random patterns at
-    the coarser scales too (2x2 and 4x4 cells, upsampled): low frequencies of the input are then no guide to where
-    things are, so the model takes the layout from the prompt."""
-    batch, channels, height, width = shape
+def training_noise(shape, generator: torch.Generator) -> torch.Tensor:
+    """White noise plus offset noise: one random constant per channel (see OFFSET_NOISE)."""
+    batch, channels = shape[:2]
     noise = torch.randn(shape, generator=generator)
-    noise = noise + OFFSET_NOISE * torch.randn((batch, channels, 1, 1), generator=generator)
-    if layout_noise:
-        for cells in (2, 4):
-            coarse = torch.randn((batch, channels, cells, cells), generator=generator)
-            noise = noise + layout_noise * F.interpolate(coarse, size=(height, width), mode="bilinear",
-                                                         align_corners=False)
-    return noise
+    return noise + OFFSET_NOISE * torch.randn((batch, channels, 1, 1), generator=generator)
 
 
 def loss_weights(alphas_cumprod: torch.Tensor, high_noise_weight: float) -> torch.Tensor:
@@ -284,16 +276,33 @@ def loss_weights(alphas_cumprod: torch.Tensor, high_noise_weight: float) -> torc
     return weights
 
 
+def training_timesteps(batch: int, generator: torch.Generator, high_share: float) -> torch.Tensor:
+    """Uniform timesteps, except that a high_share of the batch comes from the noisiest 40% (t >= 600), where the
+    layout is decided: more of each step's compute goes to learning where things go."""
+    t = torch.randint(0, 1000, (batch,), generator=generator)
+    high = torch.randint(600, 1000, (batch,), generator=generator)
+    pick = torch.rand((batch,), generator=generator) < high_share
+    return torch.where(pick, high, t)
+
+
 def train_diffusion(unet, text, latents, latent_stds, scenes, steps: int, batch: int, lr: float, seed: int,
                     generator: torch.Generator, save_every: int = 0, save_fn=None, resumed: bool = False,
-                    layout_noise: float = 0.0, high_noise_weight: float = 0.0):
-    """eps-prediction on the SD1 schedule with offset noise, min-SNR(5) loss weighting, 10% empty captions for CFG."""
+                    high_noise_weight: float = 0.0, high_t_share: float = 0.0, high_t_from: int = 0):
+    """eps-prediction on the SD1 schedule with offset noise, min-SNR(5) loss weighting (raised at high noise by
+    high_noise_weight, with a high_t_share of each batch drawn from the noisiest timesteps, both from step
+    high_t_from on), 10% empty captions for classifier-free guidance.
+
+    Why from a later step: weighted up, the noisiest timesteps teach the layout (where each shape goes) within a few
+    hundred steps, but their large, noisy picture-sized losses dominate the gradient and starve what the middle
+    timesteps teach (colour, outline). So the model first learns colour and shape on plain min-SNR, then the
+    layout."""
     if not resumed:
         zero_init_residual_outputs(unet)
     tokens_of = CaptionTokens()
     caption_rng = random.Random(seed + 1)
     alphas_cumprod = sd1_alphas_cumprod()
-    weights = loss_weights(alphas_cumprod, high_noise_weight)
+    plain_weights = loss_weights(alphas_cumprod, 0.0)
+    layout_weights = loss_weights(alphas_cumprod, high_noise_weight)
     params = list(unet.parameters()) + list(text.transformer.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     ema = copy.deepcopy((unet, text.transformer))
@@ -309,8 +318,11 @@ def train_diffusion(unet, text, latents, latent_stds, scenes, steps: int, batch:
                     for i in index]
         context = text.transformer(input_ids=tokens_of(captions)).last_hidden_state
         x0 = SCALE_FACTOR * (latents[index] + latent_stds[index] * torch.randn(latents[index].shape, generator=generator))
-        t = torch.randint(0, 1000, (batch,), generator=generator)
-        noise = training_noise(x0.shape, generator, layout_noise)
+        layout_stage = step >= high_t_from
+        weights = layout_weights if layout_stage else plain_weights
+        t = (training_timesteps(batch, generator, high_t_share) if high_t_share and layout_stage
+             else torch.randint(0, 1000, (batch,), generator=generator))
+        noise = training_noise(x0.shape, generator)
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
         prediction = unet(x_t, t, context)
@@ -373,10 +385,12 @@ def main(argv=None):
     parser.add_argument("--decoder-lr", type=float, default=5e-4)
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
                         help="phase 2 starts from this checkpoint's UNet and text encoder (a second stage)")
-    parser.add_argument("--layout-noise", type=float, default=0.0,
-                        help="strength of the coarse (2x2, 4x4) noise added to the training noise")
     parser.add_argument("--high-noise-weight", type=float, default=0.0,
                         help="raise the eps-loss weight of the noisiest timesteps up to this (0: min-SNR only)")
+    parser.add_argument("--high-t-share", type=float, default=0.0,
+                        help="share of each batch drawn from the noisiest timesteps (t >= 600) rather than uniformly")
+    parser.add_argument("--high-t-from", type=int, default=0,
+                        help="the step from which --high-t-share and --high-noise-weight apply (plain min-SNR before)")
     parser.add_argument("--vae-out", default=None, help="also write the phase-1 VAE (normalised) to this file")
     parser.add_argument("--vae-from", default=None, help="skip phase 1: use the VAE a --vae-out run wrote")
     parser.add_argument("--assemble", default=None, metavar="CHECKPOINT",
@@ -434,7 +448,8 @@ def main(argv=None):
 
         ema = train_diffusion(unet, text, latents, latent_stds, scenes, args.unet_steps, args.unet_batch,
                               args.unet_lr, args.seed, generator, args.save_every, save_ema, bool(args.resume),
-                              args.layout_noise, args.high_noise_weight)
+                              args.high_noise_weight, args.high_t_share,
+                              args.high_t_from)
         save_ema(ema, args.unet_steps)
     if args.decoder_steps:
         # Phase 3 only sharpens the decoder: the encoder, hence every latent phase 2 learned, stays as it is.

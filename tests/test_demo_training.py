@@ -29,7 +29,7 @@ def test_training_phases_run_and_write_a_loadable_checkpoint(tmp_path):
     train.main(common + ["--vae-from", str(vae_file), "--unet-steps", "2", "--unet-batch", "4", "--decoder-steps", "0",
                          "--out", str(unet_file)])
     train.main(common + ["--vae-from", str(vae_file), "--resume", str(unet_file), "--unet-steps", "1", "--unet-batch", "4",
-                         "--layout-noise", "0.3", "--high-noise-weight", "8", "--decoder-steps", "1", "--out", str(final)])
+                         "--high-t-share", "0.5", "--high-noise-weight", "200", "--decoder-steps", "1", "--out", str(final)])
     from safetensors import safe_open
     with safe_open(str(final), framework="pt") as f:
         metadata = f.metadata()
@@ -43,3 +43,17 @@ def test_training_phases_run_and_write_a_loadable_checkpoint(tmp_path):
     from modules import model_detection
     unet = model_detection.detect_unet_config(load_file(str(final)))
     assert unet["model_channels"] == 32 and tuple(unet["channel_mult"]) == (1, 2, 4)
+
+
+def test_the_noisiest_timesteps_get_their_share_of_the_batch_and_a_picture_sized_loss():
+    generator = torch.Generator().manual_seed(0)
+    t = train.training_timesteps(4000, generator, high_share=0.5)
+    assert 0 <= int(t.min()) and int(t.max()) <= 999
+    # half drawn from t >= 600, half uniform (of which 40% land there too): 70% in all
+    assert 0.66 < float((t >= 600).float().mean()) < 0.74
+    weights = train.loss_weights(train.sd1_alphas_cumprod(), high_noise_weight=200)
+    snr = train.sd1_alphas_cumprod() / (1 - train.sd1_alphas_cumprod())
+    # at high noise the eps loss becomes the picture (x0) loss, 1/SNR, which decides where shapes go; capped
+    assert torch.isclose(weights[900], 1 / snr[900], rtol=1e-4) and float(weights[900]) > 50
+    assert float(weights[999]) == 200
+    assert torch.isclose(weights[0], 5 / snr[0], rtol=1e-4)  # min-SNR(5) at low noise
