@@ -120,13 +120,6 @@ def demo_model():
     return shared.sd_model
 
 
-# Position is the one quality bar the shipped checkpoint misses (held-out position 30.6% against 80%, see
-# demo_model/README.md): the position checks state what it must do and run, but are expected to fail until a
-# longer training run replaces it.
-POSITION_BELOW_BAR = pytest.mark.xfail(reason="demo-shapes.safetensors does not follow position words yet "
-                                              "(held-out position 30.6%, bar 80%)", strict=False)
-
-
 def generate(model, prompt, seed=100, count=4, negative_prompt=""):
     from modules import processing
     p = processing.StableDiffusionProcessingTxt2Img(
@@ -149,12 +142,27 @@ def test_the_prompt_makes_the_right_shape_and_colour_on_the_right_background(dem
     assert sum(v.background == "white" for v in verdicts) >= 3
 
 
+# Position is the one quality bar the shipped checkpoint misses (held-out position 61.1% against 80%, see
+# demo_model/README.md): this check states what it must do and runs, but is expected to fail until a longer
+# training run replaces the checkpoint.
 @pytest.mark.slow
-@POSITION_BELOW_BAR
-def test_the_prompt_puts_the_shape_in_the_right_place(demo_model):
-    images = generate(demo_model, "a large red circle in the centre on a white background")
-    found = [judge.judge(im).main for im in images]
-    assert sum(f is not None and f.position == "centre" for f in found) >= 3, found
+@pytest.mark.xfail(reason="demo-shapes.safetensors puts the shape in the named place 61% of the time (bar 80%)",
+                   strict=False)
+def test_the_prompt_puts_the_shape_in_the_place_it_names(demo_model):
+    """Every one of the nine places, worded as a user would, four seeds each (one batch of 36 pictures)."""
+    from modules import processing
+    wordings = {"top left": "in the top left corner", "top": "at the top", "top right": "top right",
+                "left": "on the left", "centre": "in the middle", "right": "on the right side",
+                "bottom left": "bottom left", "bottom": "at the bottom", "bottom right": "in the lower right"}
+    places = [place for place in wordings for _ in range(4)]
+    prompts = [f"a large red circle {wordings[place]} on a white background" for place in places]
+    p = processing.StableDiffusionProcessingTxt2Img(
+        sd_model=demo_model, prompt=prompts, steps=20, cfg_scale=7, width=64, height=64, seed=300,
+        sampler_name="Euler a", batch_size=len(prompts), do_not_save_samples=True, do_not_save_grid=True)
+    result = processing.process_images(p)
+    found = [judge.judge(im).main for im in result.images[result.index_of_first_image:]]
+    right = [f is not None and f.position == place for f, place in zip(found, places)]
+    assert sum(right) >= 0.75 * len(places), [(place, f and f.position) for f, place in zip(found, places)]
 
 
 @pytest.mark.slow

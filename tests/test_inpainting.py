@@ -289,7 +289,7 @@ def test_demo_model_inpaints_the_masked_region_in_the_prompted_colour():
     image = Image.new("RGB", (64, 64), (255, 255, 255))
     image.paste((30, 60, 220), (0, 0, 64, 64))  # all blue
     mask = box_mask(image.size, (16, 16, 48, 48))
-    res = run(model, init_images=[image], mask=mask, prompt="a red square", inpaint_full_res=False, denoising_strength=1.0,
+    res = run(model, init_images=[image], mask=mask, prompt="a large red square in the centre", inpaint_full_res=False, denoising_strength=1.0,
               steps=10, inpainting_fill=0, sampler_name="Euler a")
     out = np.asarray(res.images[0]).astype(int)
     inside = out[20:44, 20:44].reshape(-1, 3)
