@@ -28,8 +28,8 @@ def test_training_phases_run_and_write_a_loadable_checkpoint(tmp_path):
     train.main(common + ["--vae-steps", "2", "--unet-steps", "0", "--decoder-steps", "0", "--vae-out", str(vae_file)])
     train.main(common + ["--vae-from", str(vae_file), "--unet-steps", "2", "--unet-batch", "4", "--decoder-steps", "0",
                          "--out", str(unet_file)])
-    train.main(common + ["--vae-from", str(vae_file), "--resume", str(unet_file), "--unet-steps", "1", "--unet-batch", "4",
-                         "--high-t-share", "0.5", "--high-noise-weight", "200", "--decoder-steps", "1", "--out", str(final)])
+    train.main(common + ["--vae-from", str(vae_file), "--resume", str(unet_file), "--unet-steps", "2", "--unet-batch", "4",
+                         "--high-t-from", "1", "--high-t-share", "0.5", "--high-noise-weight", "200", "--decoder-steps", "1", "--out", str(final)])
     from safetensors import safe_open
     with safe_open(str(final), framework="pt") as f:
         metadata = f.metadata()
