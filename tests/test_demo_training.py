@@ -28,13 +28,16 @@ def test_training_phases_run_and_write_a_loadable_checkpoint(tmp_path):
     train.main(common + ["--vae-steps", "2", "--unet-steps", "0", "--decoder-steps", "0", "--vae-out", str(vae_file)])
     train.main(common + ["--vae-from", str(vae_file), "--unet-steps", "2", "--unet-batch", "4", "--decoder-steps", "0",
                          "--out", str(unet_file)])
-    train.main(common + ["--vae-from", str(vae_file), "--resume", str(unet_file), "--unet-steps", "2", "--unet-batch", "4",
-                         "--high-t-from", "1", "--high-t-share", "0.5", "--high-noise-weight", "200", "--decoder-steps", "1", "--out", str(final)])
+    # from a whole checkpoint's VAE and UNet: a first stage that switches to the high-noise settings at its second
+    # step, then the restarted layout stage, then the decoder
+    train.main(common + ["--vae-from", str(unet_file), "--resume", str(unet_file), "--unet-steps", "2", "--unet-batch", "4",
+                         "--high-t-from", "1", "--layout-steps", "2", "--decoder-steps", "1", "--out", str(final)])
     from safetensors import safe_open
     with safe_open(str(final), framework="pt") as f:
         metadata = f.metadata()
         keys = set(f.keys())
     assert metadata["modelspec.resolution"] == "64x64" and "--resume" in metadata["demo_model.command"]
+    assert metadata["demo_model.steps"] == "4"  # both stages
     assert any(k.startswith("model.diffusion_model.") for k in keys)
     assert any(k.startswith("first_stage_model.decoder.") for k in keys)
     assert any(k.startswith("cond_stage_model.transformer.text_model.") for k in keys)
