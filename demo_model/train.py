@@ -37,8 +37,8 @@ SCALE_FACTOR = 0.18215
 OFFSET_NOISE = 0.25  # beside the 8x8 noise mean's own spread of 1/8 and the leak of 0.07 x the background
 STRUCTURAL_LR_SCALE = 0.05  # the VAE layers that carry its colour encoding learn 20x slower
 BOS, EOS = 49406, 49407
-# The layout stage's EMA averages ~30 steps, not ~200: restarted from a run whose 200-step EMA put 61% of held-out
-# shapes in the right cell, 100 steps with a ~10-step average put 94% there (the long average sat between cells).
+# The layout stage's EMA averages ~30 steps, not ~200: a restart from a run whose ~200-step EMA put 61% of held-out
+# shapes in the right cell put 94% there after 100 steps, its short average near the current weights.
 LAYOUT_EMA_DECAY = 0.97
 
 # 64 channels: GroupNorm's 32 groups then hold 2 channels each; at 32 channels each channel would be normalised on
@@ -457,8 +457,9 @@ def main(argv=None):
                                       high_t_from=args.high_t_from)))
             save_ema(ema, args.unet_steps)
         if args.layout_steps:
-            # Restart from the EMA weights, as a --resume run would: continuing the first stage's optimizer, its
-            # decayed learning rate and its slow EMA, the layout was learned several times slower.
+            # Restart from the EMA weights, as a --resume run would: where the first stage continued into the layout
+            # settings with its optimizer, decayed learning rate and slow EMA, 750 steps placed 61% of held-out
+            # shapes right; restarted, 100 more steps placed 94%.
             if ema is not None:
                 unet.load_state_dict(ema[0].state_dict())
                 text.transformer.load_state_dict(ema[1].state_dict())
