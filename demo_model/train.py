@@ -5,7 +5,8 @@
 Phases: (1) the VAE (8x downsampling, 4 latent channels) learns to reconstruct the shape pictures; its latents are
 then shifted and scaled inside quant_conv/post_quant_conv so that latent * 0.18215 has zero mean and unit spread,
 as SD's fixed scale_factor expects. (2) the UNet and a narrow, shallow CLIP text model learn eps-prediction jointly
-on the SD1 scaled-linear schedule, with 10% of captions dropped for classifier-free guidance. The architecture
+on the SD1 scaled-linear schedule, with 10% of captions dropped for classifier-free guidance; --layout-steps adds
+a restarted stage that weights the noisiest timesteps, where the layout is decided. The architecture
 classes are the project's own (ldm/), the keys SD1's, so the ordinary loader reads the result.
 """
 from __future__ import annotations
@@ -450,11 +451,12 @@ def main(argv=None):
             save_checkpoint(assemble(vae, ema[0], ema[1]), args.out, {**metadata, "demo_model.steps": step})
 
         if args.unet_steps:
+            # --high-t-from: the phase-2 recipe of the previous checkpoints, which switched within this stage
+            switch = {} if args.high_t_from is None else dict(
+                high_noise_weight=args.high_noise_weight, high_t_share=args.high_t_share, high_t_from=args.high_t_from)
             ema = train_diffusion(unet, text, latents, latent_stds, scenes, args.unet_steps, args.unet_batch,
                                   args.unet_lr, args.seed, generator, args.save_every, save_ema, bool(args.resume),
-                                  **({} if args.high_t_from is None else dict(
-                                      high_noise_weight=args.high_noise_weight, high_t_share=args.high_t_share,
-                                      high_t_from=args.high_t_from)))
+                                  **switch)
             save_ema(ema, args.unet_steps)
         if args.layout_steps:
             # Restart from the EMA weights, as a --resume run would: where the first stage continued into the layout
@@ -485,13 +487,17 @@ def main(argv=None):
     log(f"done in {(time.time() - began) / 60:.1f} min")
 
 
-def load_unet_and_text(unet, text, checkpoint: str):
+def load_parts(checkpoint: str, prefixes: dict):
+    """Load each module from the checkpoint's tensors under its key prefix ("" for a file of one module's keys)."""
     from safetensors import safe_open
-    prefixes = {"model.diffusion_model.": unet, "cond_stage_model.transformer.": text.transformer}
     with safe_open(checkpoint, framework="pt") as f:
         for prefix, module in prefixes.items():
             state = {k[len(prefix):]: f.get_tensor(k).float() for k in f.keys() if k.startswith(prefix)}
             module.load_state_dict(state)
+
+
+def load_unet_and_text(unet, text, checkpoint: str):
+    load_parts(checkpoint, {"model.diffusion_model.": unet, "cond_stage_model.transformer.": text.transformer})
 
 
 def assemble_files(checkpoint: str, vae_path: str, out: str, metadata: dict):
@@ -521,12 +527,10 @@ def save_vae(vae, path: str, metadata: dict):
 
 def load_vae(vae, path: str):
     """A --vae-out file, or the VAE inside a whole checkpoint (first_stage_model.*)."""
-    from safetensors.torch import load_file
-    state = load_file(path)
-    prefix = "first_stage_model."
-    if any(k.startswith(prefix) for k in state):
-        state = {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)}
-    vae.load_state_dict(state)
+    from safetensors import safe_open
+    with safe_open(path, framework="pt") as f:
+        whole_checkpoint = any(k.startswith("first_stage_model.") for k in f.keys())
+    load_parts(path, {"first_stage_model." if whole_checkpoint else "": vae})
 
 
 if __name__ == "__main__":
