@@ -99,6 +99,13 @@ def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+def use_channels_last(module):
+    """The VAE's convolutions run at full resolution; in channels-last layout oneDNN runs its training step in half
+    the time on the CPU (0.42 s vs 0.83 s at batch 8). The pictures arrive channels-last already (from NHWC uint8).
+    The UNet's 8x8 latents gain nothing (0.72 s vs 0.58 s per step), so it stays as it is."""
+    module.to(memory_format=torch.channels_last)
+
+
 # ---- phase 1: the VAE --------------------------------------------------------------------------------------------
 
 def scheduled_lr(lr: float, step: int, steps: int) -> float:
@@ -306,7 +313,8 @@ def train_diffusion(unet, text, latents, latent_stds, scenes, steps: int, batch:
     params = list(unet.parameters()) + list(text.transformer.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     ema = copy.deepcopy((unet, text.transformer))
-    for p in list(ema[0].parameters()) + list(ema[1].parameters()):
+    ema_params = list(ema[0].parameters()) + list(ema[1].parameters())
+    for p in ema_params:
         p.requires_grad_(False)
     start = time.time()
     running = None
@@ -333,9 +341,7 @@ def train_diffusion(unet, text, latents, latent_stds, scenes, steps: int, batch:
         optimizer.step()
         decay = min(ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
-            for model, averaged in zip((unet, text.transformer), ema):
-                for p, q in zip(model.parameters(), averaged.parameters()):
-                    q.lerp_(p, 1 - decay)
+            torch._foreach_lerp_(ema_params, params, 1 - decay)
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 25 == 0 or step == steps - 1:
             log(f"diffusion step {step}/{steps} loss {running:.4f} lr {lr_now:.2e} ({time.time() - start:.0f}s)")
@@ -376,16 +382,16 @@ def main(argv=None):
     parser.add_argument("--vae-steps", type=int, default=1200)
     parser.add_argument("--vae-batch", type=int, default=8)
     parser.add_argument("--vae-lr", type=float, default=5e-4)
-    parser.add_argument("--unet-steps", type=int, default=1200)
+    parser.add_argument("--unet-steps", type=int, default=1600)
     parser.add_argument("--unet-batch", type=int, default=128)
     parser.add_argument("--unet-lr", type=float, default=1.5e-3)
-    parser.add_argument("--save-every", type=int, default=100, help="write the EMA weights so far every N steps")
+    parser.add_argument("--save-every", type=int, default=400, help="write the EMA weights so far every N steps")
     parser.add_argument("--decoder-steps", type=int, default=1000, help="decoder fine-tuning on whole pictures, last")
     parser.add_argument("--decoder-batch", type=int, default=8)
     parser.add_argument("--decoder-lr", type=float, default=5e-4)
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
                         help="phase 2 starts from this checkpoint's UNet and text encoder (a second stage)")
-    parser.add_argument("--layout-steps", type=int, default=0,
+    parser.add_argument("--layout-steps", type=int, default=300,
                         help="a second stage after --unet-steps that teaches where shapes go: it starts from the first "
                              "stage's EMA weights with a fresh optimizer, learning-rate warm-up and EMA")
     parser.add_argument("--layout-lr", type=float, default=1e-3)
@@ -393,7 +399,7 @@ def main(argv=None):
                         help="layout stage: the eps-loss weight of the noisiest timesteps is 1/SNR up to this")
     parser.add_argument("--high-t-share", type=float, default=0.5,
                         help="layout stage: share of each batch drawn from the noisiest timesteps (t >= 600)")
-    parser.add_argument("--high-t-from", type=int, default=None,
+    parser.add_argument("--high-t-from", type=int, default=850,
                         help="also apply --high-t-share and --high-noise-weight in the first stage, from this step on")
     parser.add_argument("--vae-out", default=None, help="also write the phase-1 VAE (normalised) to this file")
     parser.add_argument("--vae-from", default=None, help="skip phase 1: use the VAE a --vae-out run wrote")
@@ -421,6 +427,7 @@ def main(argv=None):
         return
 
     vae, unet, text = build_models()
+    use_channels_last(vae)
     if args.vae_from:
         load_vae(vae, args.vae_from)
         log(f"VAE loaded from {args.vae_from} (phase 1 skipped)")
