@@ -1,12 +1,13 @@
 """Train the demo checkpoint: a small SD1-architecture model that draws coloured shapes where the prompt says.
 
-    venv/bin/python -m demo_model.train --out models/Stable-diffusion/demo-shapes.safetensors --seed 0
+    venv/bin/python -m demo_model.train --seed 0      # writes models/Stable-diffusion/demo-shapes.safetensors
 
-Phases: (1) the VAE (8x downsampling, 4 latent channels) learns to reconstruct the shape pictures; its latents are
+The defaults are the shipped file's recipe, all phases in one command. Phases: (1) the VAE (8x downsampling, 4 latent channels) learns to reconstruct the shape pictures; its latents are
 then shifted and scaled inside quant_conv/post_quant_conv so that latent * 0.18215 has zero mean and unit spread,
 as SD's fixed scale_factor expects. (2) the UNet and a narrow, shallow CLIP text model learn eps-prediction jointly
-on the SD1 scaled-linear schedule, with 10% of captions dropped for classifier-free guidance; --layout-steps adds
-a restarted stage that weights the noisiest timesteps, where the layout is decided. The architecture
+on the SD1 scaled-linear schedule, with 10% of captions dropped for classifier-free guidance, from --high-t-from on
+weighting the noisiest timesteps, where the layout is decided; --layout-steps then restarts from the EMA weights
+for a sharper layout. (3) the decoder alone is fine-tuned on sharper outlines. The architecture
 classes are the project's own (ldm/), the keys SD1's, so the ordinary loader reads the result.
 """
 from __future__ import annotations
@@ -391,7 +392,7 @@ def main(argv=None):
     parser.add_argument("--decoder-lr", type=float, default=5e-4)
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
                         help="phase 2 starts from this checkpoint's UNet and text encoder (a second stage)")
-    parser.add_argument("--layout-steps", type=int, default=300,
+    parser.add_argument("--layout-steps", type=int, default=0,
                         help="a second stage after --unet-steps that teaches where shapes go: it starts from the first "
                              "stage's EMA weights with a fresh optimizer, learning-rate warm-up and EMA")
     parser.add_argument("--layout-lr", type=float, default=1e-3)
@@ -400,7 +401,7 @@ def main(argv=None):
     parser.add_argument("--high-t-share", type=float, default=0.5,
                         help="layout stage: share of each batch drawn from the noisiest timesteps (t >= 600)")
     parser.add_argument("--high-t-from", type=int, default=850,
-                        help="also apply --high-t-share and --high-noise-weight in the first stage, from this step on")
+                        help="apply --high-t-share and --high-noise-weight in the first stage too, from this step on")
     parser.add_argument("--vae-out", default=None, help="also write the phase-1 VAE (normalised) to this file")
     parser.add_argument("--vae-from", default=None, help="skip phase 1: use the VAE a --vae-out run wrote")
     parser.add_argument("--assemble", default=None, metavar="CHECKPOINT",
@@ -458,7 +459,7 @@ def main(argv=None):
             save_checkpoint(assemble(vae, ema[0], ema[1]), args.out, {**metadata, "demo_model.steps": step})
 
         if args.unet_steps:
-            # --high-t-from: the phase-2 recipe of the previous checkpoints, which switched within this stage
+            # what first (colour, shape), then from --high-t-from on where (the layout settings), in one stage
             switch = {} if args.high_t_from is None else dict(
                 high_noise_weight=args.high_noise_weight, high_t_share=args.high_t_share, high_t_from=args.high_t_from)
             ema = train_diffusion(unet, text, latents, latent_stds, scenes, args.unet_steps, args.unet_batch,
