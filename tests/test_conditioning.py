@@ -144,7 +144,9 @@ def test_emphasis_original_scales_tokens_then_restores_the_mean(model, opts_set)
     assert torch.allclose(strong[cat], plain[cat] * 1.5 * factor[0], rtol=1e-4, atol=1e-5)
     assert torch.allclose(weak[cat] * 1.1, plain[cat] * (weak[1] / plain[1])[0], rtol=1e-4, atol=1e-5)
     assert torch.allclose(strong.mean(), plain.mean(), atol=1e-6)
-    assert strong[cat].norm() > weak[cat].norm()
+    # what the user asked for: beside the unweighted token before it, "cat" counts 1.65x more in (cat:1.5) than in
+    # [cat] (the mean restoration scales whole prompts, so absolute norms depend on the text encoder)
+    assert strong[cat].norm() / strong[1].norm() > weak[cat].norm() / weak[1].norm()
 
 
 def test_emphasis_modes(model, opts_set):

@@ -289,12 +289,15 @@ def test_demo_model_inpaints_the_masked_region_in_the_prompted_colour():
     image = Image.new("RGB", (64, 64), (255, 255, 255))
     image.paste((30, 60, 220), (0, 0, 64, 64))  # all blue
     mask = box_mask(image.size, (16, 16, 48, 48))
-    res = run(model, init_images=[image], mask=mask, prompt="a large red square in the centre", inpaint_full_res=False, denoising_strength=1.0,
-              steps=10, inpainting_fill=0, sampler_name="Euler a")
-    out = np.asarray(res.images[0]).astype(int)
-    inside = out[20:44, 20:44].reshape(-1, 3)
-    assert (inside[:, 0] > inside[:, 2]).mean() > 0.3, "the masked area should turn red"
-    assert not changed_pixels(res.images[0], image)[outside_blurred_mask(mask, 4)].any()
+    # four seeds: one picture may draw a smaller square in the masked area, but every one draws red there
+    res = run(model, init_images=[image], mask=mask, prompt="a large red square in the centre", inpaint_full_res=False,
+              denoising_strength=1.0, steps=10, inpainting_fill=0, sampler_name="Euler a", batch_size=4)
+    red_shares = []
+    for result in res.images[:4]:
+        inside = np.asarray(result).astype(int)[20:44, 20:44].reshape(-1, 3)
+        red_shares.append(float((inside[:, 0] > inside[:, 2]).mean()))
+        assert not changed_pixels(result, image)[outside_blurred_mask(mask, 4)].any()
+    assert min(red_shares) > 0.1 and np.mean(red_shares) > 0.3, f"the masked area should turn red: {red_shares}"
 
 
 # ------------------------------------------------------------------------------------------------ outpainting scripts
