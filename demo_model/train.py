@@ -2,9 +2,10 @@
 
     venv/bin/python -m demo_model.train --seed 0      # writes models/Stable-diffusion/demo-shapes.safetensors
 
-The defaults are the shipped file's recipe, all phases in one command. Phases: (1) the VAE (8x downsampling, 4 latent channels) learns to reconstruct the shape pictures; its latents are
-then shifted and scaled inside quant_conv/post_quant_conv so that latent * 0.18215 has zero mean and unit spread,
-as SD's fixed scale_factor expects. (2) the UNet and a narrow, shallow CLIP text model learn eps-prediction jointly
+The defaults are the shipped file's recipe, all phases in one command. Phases: (1) the VAE (8x downsampling,
+4 latent channels) learns to reconstruct the shape pictures; its latents are then shifted and scaled inside
+quant_conv/post_quant_conv so that latent * 0.18215 has zero mean and unit spread, as SD's fixed scale_factor
+expects. (2) the UNet and a narrow, shallow CLIP text model learn eps-prediction jointly
 on the SD1 scaled-linear schedule, with 10% of captions dropped for classifier-free guidance, from --high-t-from on
 weighting the noisiest timesteps, where the layout is decided; --layout-steps then restarts from the EMA weights
 for a sharper layout. (3) the decoder alone is fine-tuned on sharper outlines. The architecture

@@ -48,6 +48,16 @@ def test_training_phases_run_and_write_a_loadable_checkpoint(tmp_path):
     unet = model_detection.detect_unet_config(load_file(str(final)))
     assert unet["model_channels"] == 32 and tuple(unet["channel_mult"]) == (1, 2, 4)
 
+    # --assemble: one run's UNet and text encoder with another run's VAE, tensor for tensor
+    assembled = tmp_path / "assembled.safetensors"
+    train.main(common + ["--assemble", str(final), "--vae-from", str(vae_file), "--out", str(assembled)])
+    parts, unet_and_text, vae = load_file(str(assembled)), load_file(str(final)), load_file(str(vae_file))
+    for key, tensor in parts.items():
+        if key.startswith("first_stage_model."):
+            assert torch.equal(tensor, vae[key[len("first_stage_model."):]].half()), key
+        else:
+            assert torch.equal(tensor, unet_and_text[key]), key
+
 
 def test_the_noisiest_timesteps_get_their_share_of_the_batch_and_a_picture_sized_loss():
     generator = torch.Generator().manual_seed(0)
