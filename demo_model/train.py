@@ -402,7 +402,8 @@ def main(argv=None):
     parser.add_argument("--high-t-share", type=float, default=0.5,
                         help="layout stage: share of each batch drawn from the noisiest timesteps (t >= 600)")
     parser.add_argument("--high-t-from", type=int, default=850,
-                        help="apply --high-t-share and --high-noise-weight in the first stage too, from this step on")
+                        help="apply --high-t-share and --high-noise-weight in the first stage too, from this step on "
+                             "(a step past --unet-steps keeps that stage plain)")
     parser.add_argument("--vae-out", default=None, help="also write the phase-1 VAE (normalised) to this file")
     parser.add_argument("--vae-from", default=None, help="skip phase 1: use the VAE a --vae-out run wrote")
     parser.add_argument("--assemble", default=None, metavar="CHECKPOINT",
@@ -461,11 +462,10 @@ def main(argv=None):
 
         if args.unet_steps:
             # what first (colour, shape), then from --high-t-from on where (the layout settings), in one stage
-            switch = {} if args.high_t_from is None else dict(
-                high_noise_weight=args.high_noise_weight, high_t_share=args.high_t_share, high_t_from=args.high_t_from)
             ema = train_diffusion(unet, text, latents, latent_stds, scenes, args.unet_steps, args.unet_batch,
                                   args.unet_lr, args.seed, generator, args.save_every, save_ema, bool(args.resume),
-                                  **switch)
+                                  high_noise_weight=args.high_noise_weight, high_t_share=args.high_t_share,
+                                  high_t_from=args.high_t_from)
             save_ema(ema, args.unet_steps)
         if args.layout_steps:
             # Restart from the EMA weights, as a --resume run would: where the first stage continued into the layout
