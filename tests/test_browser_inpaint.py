@@ -3,6 +3,7 @@ repainted where the brush went and bit-identical far from it."""
 import glob
 import json
 import os
+import re
 import time
 
 import numpy as np
@@ -17,10 +18,25 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), 
 SIZE = 64
 
 
+def settled_zoom(page, editor_id, timeout=60.0):
+    """The editor's zoom (screen pixels per picture pixel) once its label has stopped changing: after an upload
+    the editor zooms to fit the picture, and a stroke placed before that lands elsewhere."""
+    label = page.locator(f"#{editor_id} span[role=button]", has_text=re.compile(r"^\d+%$"))
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        text = label.first.inner_text()
+        if text == last:
+            return int(text.rstrip("%")) / 100
+        last = text
+        time.sleep(0.5)
+    raise TimeoutError(f"the zoom of #{editor_id} kept changing (last {last})")
+
+
 def image_rect_on_canvas(page, editor_id):
-    """Where the SIZE x SIZE picture is drawn: the editor fits it, centred, in its canvas."""
+    """Where the SIZE x SIZE picture is drawn: centred in the editor's canvas at the editor's zoom."""
+    scale = settled_zoom(page, editor_id)
     canvas = page.locator(f"#{editor_id} canvas").first.bounding_box()
-    scale = min(canvas["width"], canvas["height"]) / SIZE
     left = canvas["x"] + (canvas["width"] - SIZE * scale) / 2
     top = canvas["y"] + (canvas["height"] - SIZE * scale) / 2
     return left, top, scale
@@ -65,7 +81,6 @@ def test_paint_a_mask_and_inpaint(tmp_path):
         editor.locator("input[type=file]").set_input_files(str(source))
         brush_size = editor.locator("button[aria-label='Brush Size']")
         brush_size.wait_for(timeout=60000)  # the brush is chosen once the picture is in
-        time.sleep(1.0)  # and the canvas takes the picture's size
         brush_size.click()
         editor.locator("input[type=range]").fill("3")  # a radius of 3 picture pixels
         page.locator("#img2img_prompt textarea").click()  # closes the size popup, which would take the stroke
