@@ -451,14 +451,18 @@ def main(argv=None):
     if args.unet_steps or args.layout_steps:
         # Phase 2 draws from its own seeded generator: the same whether phase 1 ran here or was loaded.
         generator = torch.Generator().manual_seed(args.seed + 1)
+        steps_before = 0
         if args.resume:
             load_unet_and_text(unet, text, args.resume)
-            log(f"UNet and text encoder loaded from {args.resume}")
+            steps_before, resumed_command = resumed_history(args.resume)
+            metadata["demo_model.resumed_from_command"] = resumed_command  # the file's recipe is both commands
+            log(f"UNet and text encoder loaded from {args.resume} ({steps_before} steps trained)")
         else:
             init_text_embeddings(text, generator)
 
         def save_ema(ema, step):
-            save_checkpoint(assemble(vae, ema[0], ema[1]), args.out, {**metadata, "demo_model.steps": step})
+            save_checkpoint(assemble(vae, ema[0], ema[1]), args.out,
+                            {**metadata, "demo_model.steps": steps_before + step})
 
         if args.unet_steps:
             # what first (colour, shape), then from --high-t-from on where (the layout settings), in one stage
@@ -489,8 +493,7 @@ def main(argv=None):
         finetune_decoder(vae, images, latents, latent_stds, args.decoder_steps, args.decoder_batch, args.decoder_lr,
                          torch.Generator().manual_seed(args.seed + 2))
         if ema is not None:
-            save_checkpoint(assemble(vae, ema[0], ema[1]), args.out,
-                            {**metadata, "demo_model.steps": args.unet_steps + args.layout_steps})
+            save_ema(ema, args.unet_steps + args.layout_steps)
         elif args.vae_out:
             save_vae(vae, args.vae_out, metadata)
     log(f"done in {(time.time() - began) / 60:.1f} min")
@@ -507,6 +510,19 @@ def load_parts(checkpoint: str, prefixes: dict):
 
 def load_unet_and_text(unet, text, checkpoint: str):
     load_parts(checkpoint, {"model.diffusion_model.": unet, "cond_stage_model.transformer.": text.transformer})
+
+
+def resumed_history(checkpoint: str):
+    """(UNet steps already trained, the command that trained them) from a checkpoint this script wrote; (0, "")
+    for one it did not."""
+    from safetensors import safe_open
+    with safe_open(checkpoint, framework="pt") as f:
+        metadata = f.metadata() or {}
+    try:
+        steps = int(metadata.get("demo_model.steps", 0))
+    except ValueError:
+        steps = 0
+    return steps, metadata.get("demo_model.command", "")
 
 
 def assemble_files(checkpoint: str, vae_path: str, out: str, metadata: dict):

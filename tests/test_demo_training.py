@@ -38,7 +38,8 @@ def test_training_phases_run_and_write_a_loadable_checkpoint(tmp_path):
         metadata = f.metadata()
         keys = set(f.keys())
     assert metadata["modelspec.resolution"] == "64x64" and "--resume" in metadata["demo_model.command"]
-    assert metadata["demo_model.steps"] == "4"  # both stages
+    assert metadata["demo_model.steps"] == "6"  # the 2 steps the resumed file had, then both stages
+    assert "--out " + str(unet_file) in metadata["demo_model.resumed_from_command"]  # the recipe is both commands
     assert any(k.startswith("model.diffusion_model.") for k in keys)
     assert any(k.startswith("first_stage_model.decoder.") for k in keys)
     assert any(k.startswith("cond_stage_model.transformer.text_model.") for k in keys)
