@@ -518,11 +518,7 @@ def resumed_history(checkpoint: str):
     from safetensors import safe_open
     with safe_open(checkpoint, framework="pt") as f:
         metadata = f.metadata() or {}
-    try:
-        steps = int(metadata.get("demo_model.steps", 0))
-    except ValueError:
-        steps = 0
-    return steps, metadata.get("demo_model.command", "")
+    return int(metadata.get("demo_model.steps", 0)), metadata.get("demo_model.command", "")
 
 
 def assemble_files(checkpoint: str, vae_path: str, out: str, metadata: dict):

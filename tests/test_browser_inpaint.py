@@ -52,7 +52,8 @@ def paint_square(page, editor_id, x1, y1, x2, y2, row_gap):
     page.mouse.down()
     for i, y in enumerate(rows):
         start, end = (x1, x2) if i % 2 == 0 else (x2, x1)
-        page.mouse.move(left + start * scale, top + y * scale)
+        if i:  # down to the next row
+            page.mouse.move(left + start * scale, top + y * scale)
         page.mouse.move(left + end * scale, top + y * scale, steps=3)
     page.mouse.up()
 
