@@ -129,8 +129,16 @@ options_templates.update(options_section(("sd", "Stable Diffusion", "sd"), {
     "upcast_attn": OptionInfo(False, "Upcast cross attention layer to float32"),
     "randn_source": OptionInfo("GPU", "Random number generator source.", "Radio", {"choices": ["GPU", "CPU", "NV"]}, infotext="RNG").info("changes seeds drastically; use CPU to produce the same picture across different videocard vendors; use NV to produce same picture as on NVidia videocards"),
     "tiling": OptionInfo(False, "Tiling", infotext="Tiling").info("produce a tileable picture"),
+    "sdxl_clip_l_skip": OptionInfo(False, "Clip skip SDXL", "Checkbox").info("Enable Clip skip for the secondary clip model in sdxl. Has no effect on SD 1.5 or SD 2.0/2.1."),
     "hires_fix_refiner_pass": OptionInfo("second pass", "Hires fix: which pass to enable refiner for", "Radio", {"choices": ["first pass", "second pass", "both passes"]}, infotext="Hires refiner"),
     "enable_prompt_comments": OptionInfo(True, "Enable comments").info("Use # anywhere in the prompt to hide the text between # and the end of the line from the generation."),
+}))
+
+options_templates.update(options_section(("sdxl", "Stable Diffusion XL", "sd"), {
+    "sdxl_crop_top": OptionInfo(0, "crop top coordinate", "Number"),
+    "sdxl_crop_left": OptionInfo(0, "crop left coordinate", "Number"),
+    "sdxl_refiner_low_aesthetic_score": OptionInfo(2.5, "SDXL low aesthetic score", "Number").info("used for refiner model negative prompt"),
+    "sdxl_refiner_high_aesthetic_score": OptionInfo(6.0, "SDXL high aesthetic score", "Number").info("used for refiner model prompt"),
 }))
 
 options_templates.update(options_section(("vae", "VAE", "sd"), {
@@ -162,6 +170,7 @@ options_templates.update(options_section(("img2img", "img2img", "sd"), {
 
 options_templates.update(options_section(("optimizations", "Optimizations", "sd"), {
     "cross_attention_optimization": OptionInfo("Automatic", "Cross attention optimization", "Dropdown", {"choices": ["Automatic", "SDP"]}),
+    "enable_quantization": OptionInfo(False, "Enable quantization in K samplers for sharper and cleaner results. This may change existing seeds"),
     "s_min_uncond": OptionInfo(0.0, "Negative Guidance minimum sigma", "Slider", _slider(0.0, 15.0, 0.01), infotext="NGMS"),
     "s_min_uncond_all": OptionInfo(False, "Negative Guidance minimum sigma all steps", infotext="NGMS all steps"),
     "token_merging_ratio": OptionInfo(0.0, "Token merging ratio", "Slider", _slider(0.0, 0.9, 0.1), infotext="Token merging ratio"),

@@ -4,8 +4,9 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from modules import shared
+from modules import scripts, shared
 from modules.shared import opts
+from webui import model_size, script_runner_ui
 
 
 def sampler_names(for_img2img=False):
@@ -30,17 +31,9 @@ def hires_upscaler_names():
 
 
 def default_size():
-    """The selected checkpoint's native size when it declares one (the demo model does), else 512."""
-    try:
-        from modules import sd_models
-        info = sd_models.select_checkpoint()
-        resolution = (info.metadata or {}).get("modelspec.resolution") if info is not None else None
-        if resolution:
-            w, h = (int(x) for x in str(resolution).lower().split("x"))
-            return w, h
-    except Exception:
-        pass
-    return 512, 512
+    """The native size of the loaded (or selected) checkpoint: its family's (SD1 512, SDXL 1024, ...) or the file's
+    own `modelspec.resolution` (the demo model declares 64x64)."""
+    return model_size.current_native_size()
 
 
 def create_sampling_controls(tabname, ctx):
@@ -136,11 +129,6 @@ def create_seed_controls(tabname):
 
 def create_script_controls(tabname, is_img2img):
     """The Script dropdown and always-on scripts' controls; returns their components in script_args order."""
-    try:
-        from modules import scripts
-        from webui import script_runner_ui
-    except ImportError:
-        return []
     runner = scripts.scripts_img2img if is_img2img else scripts.scripts_txt2img
     if runner is None:
         return []

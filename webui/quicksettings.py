@@ -146,6 +146,6 @@ def create_quicksettings(ctx):
         status = gr.HTML("", elem_id="sd_checkpoint_status")
         quicksettings_status = gr.HTML("", elem_id="quicksettings_status")
         create_extra_quicksettings(ctx, quicksettings_status)
-    ctx.checkpoint_dropdown.input(fn=switch_checkpoint, inputs=[ctx.checkpoint_dropdown], outputs=[status], concurrency_limit=1)
+    ctx.checkpoint_switch_event = ctx.checkpoint_dropdown.input(fn=switch_checkpoint, inputs=[ctx.checkpoint_dropdown], outputs=[status], concurrency_limit=1)
     refresh.click(fn=refresh_checkpoints, inputs=[], outputs=[ctx.checkpoint_dropdown], queue=False)
     ctx.refresh_checkpoints = refresh_checkpoints
