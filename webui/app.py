@@ -98,28 +98,17 @@ def launch_demo(demo, cmd_opts):
 
 
 def build_and_launch():
-    from modules import shared
-    try:
-        from modules import script_callbacks
-    except ImportError:
-        script_callbacks = None
-    if script_callbacks is not None:
-        script_callbacks.before_ui_callback()
+    from modules import script_callbacks, shared
+    script_callbacks.before_ui_callback()
     from webui import ui
     demo = ui.create_ui()
     shared.demo = demo
     demo.queue(default_concurrency_limit=64)
     app, local_url, share_url = launch_demo(demo, shared.cmd_opts)
-    try:
-        from webui import api_routes
-        api_routes.add_routes(app)
-    except ImportError:
-        pass
     # (extension-compat) Gradio 3's /file=<path> URLs that extensions' javascript fetches (allowed folders only).
     from webui import file_route
     file_route.add_route(app)
-    if script_callbacks is not None:
-        script_callbacks.app_started_callback(demo, app)
+    script_callbacks.app_started_callback(demo, app)
     return demo, app
 
 
@@ -146,11 +135,8 @@ def reload_ui(demo):
 
 def webui():
     from modules import shared
-    try:
-        from modules import gradio_compat
-        gradio_compat.apply()
-    except ImportError:
-        pass
+    from modules import gradio_compat
+    gradio_compat.apply()
     from modules import initialize
     initialize.initialize(load_model_in_background=True)
 

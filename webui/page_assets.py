@@ -2,6 +2,8 @@
 import json
 import os
 
+from modules import extensions
+
 WEBUI_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -16,15 +18,8 @@ def our_scripts():
 
 
 def extension_assets():
-    """(javascript files, css files, localization dict) from active extensions, when the loader is present."""
-    try:
-        from modules import extensions
-        collect = getattr(extensions, "collect_ui_assets", None)
-        if collect is not None:
-            return collect()
-    except ImportError:
-        pass
-    return [], [], {}
+    """(javascript files, css files, localization dict) from active extensions."""
+    return extensions.collect_ui_assets()
 
 
 def options_json():

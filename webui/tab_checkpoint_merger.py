@@ -10,6 +10,7 @@ import threading
 import gradio as gr
 
 from modules import errors, extras, merge, merge_methods, shared
+from webui import job_runner
 from webui.ui_components import FormRow, ToolButton
 
 METHOD_LABELS = [m.label for m in merge_methods.METHODS.values()]
@@ -65,11 +66,7 @@ def result_html(message):
 
 def _job_lock():
     """One engine job at a time: share the generation queue's lock when the page has one."""
-    try:
-        from webui import job_runner
-        return job_runner.queue_lock
-    except ImportError:
-        return threading.Lock()
+    return job_runner.queue_lock
 
 
 def create_tab(ctx=None):

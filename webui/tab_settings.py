@@ -3,7 +3,7 @@ import html
 
 import gradio as gr
 
-from modules import errors, shared
+from modules import errors, script_callbacks, shared
 from modules.shared import opts
 
 
@@ -139,11 +139,7 @@ SEARCH_JS = """
 
 
 def create_tab(ctx):
-    try:
-        from modules import script_callbacks
-        script_callbacks.ui_settings_callback()
-    except (ImportError, AttributeError):
-        pass
+    script_callbacks.ui_settings_callback()
     opts.reorder()
     keys, components = [], []
     from webui import quicksettings
