@@ -340,6 +340,7 @@ def load_scripts():
     postprocessing_scripts_data.clear()
     _clear_script_callbacks()
     _forget_extension_modules()
+    script_loading.unregister_all()
 
     scripts_list = list_scripts("scripts", ".py") + list_scripts("modules/processing_scripts", ".py", include_extensions=False)
 
