@@ -87,11 +87,13 @@ def start_workers():
 model_loading_thread = None
 
 
-def initialize(load_model_in_background=True):
+def initialize(load_model_in_background=True, settings=None):
+    """`settings`: options that override the settings file (a Ray worker starts with its front's settings)."""
     from modules.distributed import cluster
     if cluster.requested(shared.cmd_opts):
         cluster.import_ray()  # a missing Ray stops the start here, not at the first job
     _step("settings", load_settings)
+    shared.opts.data.update(settings or {})
     _step("extensions", list_extensions)
     _step("models", list_models)
     _step("styles", load_styles)

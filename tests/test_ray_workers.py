@@ -195,5 +195,6 @@ def test_killing_a_worker_mid_job_loses_no_job_and_runs_none_twice(pool):
     assert victim_ticket.attempts == 2 and results[tickets.index(victim_ticket)].worker != victim
     for i in range(6):
         assert len(saved_files_for_seed(5000 + i)) == 1, f"seed {5000 + i} saved {saved_files_for_seed(5000 + i)}"
-    dead = next(w for w in pool.worker_states() if w["name"] == victim)
-    assert dead["deaths"] == 1
+    wait_until(lambda: len(ready_workers(pool)) == 2, START_TIMEOUT_S, f"{victim} to come back")
+    restarted = next(w for w in pool.worker_states() if w["name"] == victim)
+    assert restarted["deaths"] == 1 and restarted["pid"] != pid

@@ -8,8 +8,9 @@ pool = None                 # the WorkerPool, once started
 _start_lock = threading.Lock()
 
 
-def start(cmd_opts=None):
-    """Connect to Ray and start the workers the flags ask for; returns the pool (once per process)."""
+def start(cmd_opts=None, plan=None):
+    """Connect to Ray and start the workers the flags ask for (or `plan`: cluster.worker_plan's form); returns the
+    pool (once per process)."""
     global pool
     cmd_opts = cmd_opts or shared.cmd_opts
     with _start_lock:
@@ -19,9 +20,10 @@ def start(cmd_opts=None):
         from modules.distributed.pool import WorkerPool
         from modules.distributed.worker import EngineWorker
         argv, environ = cluster.worker_environment()
-        new_pool = WorkerPool(ray, ray.remote(EngineWorker), lambda name, threads: (name, argv, environ, threads))
-        for plan in cluster.worker_plan(ray, cmd_opts):
-            new_pool.add_worker(**plan)
+        new_pool = WorkerPool(ray, ray.remote(EngineWorker),
+                              lambda name, threads: (name, argv, environ, threads, dict(shared.opts.data)))
+        for worker in plan or cluster.worker_plan(ray, cmd_opts):
+            new_pool.add_worker(**worker)
         pool = new_pool
         return pool
 

@@ -67,6 +67,7 @@ class WorkerRecord:
     info: dict = field(default_factory=dict)     # the worker's last state(): host, pid, device, memory
     deaths: int = 0
     error: str = None
+    ask_state_at: float = None       # when to ask a restarting worker again whether it is up
 
 
 class WorkerPool:
@@ -216,7 +217,7 @@ class WorkerPool:
                         what, record = watched[ref]
                         getattr(self, f"_on_{what}")(record, ref)
             with self.lock:
-                self._poll_progress()
+                self._poll()
                 self._assign()
 
     def _watched_refs(self):
@@ -241,6 +242,9 @@ class WorkerPool:
     def _on_ready(self, record, ref):
         record.ready_ref = None
         info, error = self._get(ref)
+        if isinstance(error, self.ray.exceptions.ActorUnavailableError):  # Ray is restarting its process
+            record.ask_state_at = time.time() + self.poll_interval
+            return
         if error is not None:
             # Kept in the list, so the UI says why; remove_worker takes it away.
             record.status, record.error = "dead", f"{type(error).__name__}: {error}"
@@ -293,9 +297,12 @@ class WorkerPool:
                         len(self.waiting))
         self.waiting.insert(position, ticket)
 
-    def _poll_progress(self):
+    def _poll(self):
+        """Ask restarting workers whether they are up, and running workers how their job is going."""
         now = time.time()
         for record in self.workers.values():
+            if record.ask_state_at is not None and now >= record.ask_state_at:
+                record.ask_state_at, record.ready_ref = None, record.actor.state.remote()
             ticket = record.ticket
             if ticket is None or record.progress_ref is not None or now - record.last_poll < self.poll_interval:
                 continue

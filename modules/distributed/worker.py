@@ -13,7 +13,7 @@ import time
 
 
 class EngineWorker:
-    def __init__(self, name, argv, environ, threads=None):
+    def __init__(self, name, argv, environ, threads=None, settings=None):
         # The engine reads its flags and folders when modules.shared is first imported: set them up first.
         os.environ.update(environ)
         sys.argv = ["webui.py", *argv]
@@ -21,7 +21,7 @@ class EngineWorker:
             import torch
             torch.set_num_threads(threads)
         from modules.distributed import worker_engine
-        worker_engine.start()
+        worker_engine.start(settings)
         self.name = name
         self.started = time.time()
         self.run_lock = threading.Lock()

@@ -6,12 +6,13 @@ import time
 from modules import errors, shared
 
 
-def start():
-    """Settings, extensions, models, styles, upscalers, scripts, then the selected checkpoint, as the web UI does."""
+def start(settings=None):
+    """Settings (the front's), extensions, models, styles, upscalers, scripts, then the front's checkpoint, as the
+    web UI starts."""
     from modules import gradio_compat, initialize
     shared.cmd_opts.workers = shared.cmd_opts.ray_address = None  # the front's flags, but a worker is no front
     gradio_compat.apply()  # extensions' scripts are written for Gradio 3, here as in the web UI
-    initialize.initialize(load_model_in_background=False)
+    initialize.initialize(load_model_in_background=False, settings=settings)
 
 
 def loaded_checkpoint():
