@@ -89,8 +89,8 @@ def initialize(load_model_in_background=True):
     _step("upscalers", load_upscalers)
     _step("scripts", load_scripts)
     global model_loading_thread
-    if shared.cmd_opts.ui_debug_mode:
-        return
+    if shared.cmd_opts.ui_debug_mode or (shared.cmd_opts.nowebui and shared.cmd_opts.skip_load_model_at_start):
+        return  # the first generation loads it
     if load_model_in_background:
         model_loading_thread = threading.Thread(target=lambda: _step("model", load_model), daemon=True)
         model_loading_thread.start()

@@ -151,31 +151,34 @@ def hires_target(request) -> tuple[int, int]:
 
 
 def _resolve_samplers(request):
-    from modules import sd_samplers
+    from modules import sd_samplers, sd_schedulers
+    valid_samplers = ", ".join(x.name for x in sd_samplers.all_samplers)
+    valid_schedulers = ", ".join(x.label for x in sd_schedulers.schedulers)
+    for field in ("scheduler", "hr_scheduler"):
+        name = request.get(field)
+        if name not in (None, "", "Use same scheduler"):
+            try:
+                sd_schedulers.find_scheduler(name)
+            except ValueError:
+                raise RequestError(field, f"Scheduler not found: {name!r}; valid schedule types: {valid_schedulers}", 400) from None
     try:
         request["sampler_name"], request["scheduler"] = sd_samplers.get_sampler_and_scheduler(
             request.get("sampler_name"), request.get("scheduler"), convert_automatic=False)
-    except ValueError as e:
-        field = "scheduler" if "schedule type" in str(e) else "sampler_name"
-        raise RequestError(field, f"{'Scheduler' if field == 'scheduler' else 'Sampler'} not found: {e}", 400) from None
+    except ValueError:
+        raise RequestError("sampler_name", f"Sampler not found: {request.get('sampler_name')!r}; valid samplers: {valid_samplers}", 400) from None
     hr_sampler = request.get("hr_sampler_name")
     if hr_sampler in ("", "Use same sampler"):
         request["hr_sampler_name"] = None
     elif hr_sampler is not None:
         config = sd_samplers.find_sampler_config(hr_sampler)
         if config is None:
-            valid = ", ".join(x.name for x in sd_samplers.all_samplers)
-            raise RequestError("hr_sampler_name", f"Sampler not found: {hr_sampler!r}; valid samplers: {valid}", 400)
+            raise RequestError("hr_sampler_name", f"Sampler not found: {hr_sampler!r}; valid samplers: {valid_samplers}", 400)
         request["hr_sampler_name"] = config.name
     hr_scheduler = request.get("hr_scheduler")
     if hr_scheduler in ("", "Use same scheduler"):
         request["hr_scheduler"] = None
     elif hr_scheduler is not None:
-        from modules import sd_schedulers
-        try:
-            request["hr_scheduler"] = sd_schedulers.find_scheduler(hr_scheduler).label
-        except ValueError as e:
-            raise RequestError("hr_scheduler", f"Scheduler not found: {e}", 400) from None
+        request["hr_scheduler"] = sd_schedulers.find_scheduler(hr_scheduler).label
 
 
 def _check_hires_upscaler(request):

@@ -31,12 +31,13 @@ def chromium_available() -> bool:
 class WebuiServer:
     """`with WebuiServer(data_dir, extra_args) as server:` -> server.url once the page answers."""
 
-    def __init__(self, data_dir, extra_args=(), timeout=180):
+    def __init__(self, data_dir, extra_args=(), timeout=180, ready_path="/"):
         self.data_dir = str(data_dir)
         self.extra_args = list(extra_args)
         self.timeout = timeout
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ready_path = ready_path  # answers 200 once the server is up ("/internal/ping" with --nowebui)
         self.process = None
         self.log_path = os.path.join(self.data_dir, "webui.log")
 
@@ -53,7 +54,7 @@ class WebuiServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"web UI exited with {self.process.returncode}:\n{self.read_log()}")
             try:
-                with urllib.request.urlopen(self.url, timeout=2) as response:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
                     if response.status == 200:
                         return self
             except OSError:
