@@ -28,9 +28,8 @@ def gradio_auth_credentials(cmd_opts):
 
 
 def server_name(cmd_opts):
-    if cmd_opts.server_name:
-        return cmd_opts.server_name
-    return "0.0.0.0" if cmd_opts.listen else "127.0.0.1"
+    from modules import settings_guard
+    return settings_guard.server_name(cmd_opts)
 
 
 def _patient_localhost_check():

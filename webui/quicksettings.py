@@ -29,7 +29,7 @@ def current_checkpoint_title():
 
 def switch_checkpoint(title):
     """Load the checkpoint picked in the dropdown; errors are shown, and the previous model stays."""
-    from modules import sd_models
+    from modules import call_queue, sd_models
     if not title:
         return ""
     info = sd_models.get_closet_checkpoint_match(title)
@@ -37,7 +37,8 @@ def switch_checkpoint(title):
         return f"<span class='error'>Checkpoint {html.escape(title)} was not found; press 🔄 to rescan.</span>"
     try:
         if shared.sd_model is None or shared.sd_model.sd_checkpoint_info.filename != info.filename:
-            sd_models.reload_model_weights(info=info)
+            # In the job queue's turn: the model never changes under a running generation.
+            call_queue.run_queued(sd_models.reload_model_weights, info=info, kind="switch-checkpoint")
         shared.opts.set("sd_model_checkpoint", info.title)
         shared.opts.save(shared.config_filename)
         return f"Loaded {html.escape(info.title)}"
