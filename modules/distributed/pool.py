@@ -34,9 +34,9 @@ class Ticket:
     passed_over: int = 0
     result: object = None            # a JobResult when done
     error: BaseException = None
-    progress: dict = None
+    progress: object = None          # the worker's last TaskProgress (its preview kept apart, below)
     preview: object = None
-    preview_key: object = None
+    preview_id: int = None
     finished: threading.Event = field(default_factory=threading.Event)
 
     def wait(self, timeout=None):
@@ -142,11 +142,26 @@ class WorkerPool:
             self._assign()
         return ticket
 
+    def ticket(self, task_id):
+        """(Ticket, its place among the jobs waiting for a worker or None) of a job not finished yet, or (None, None)."""
+        with self.lock:
+            ticket = self.tickets.get(task_id)
+            position = self.waiting.index(ticket) if ticket is not None and ticket.state == "waiting" else None
+            return ticket, position
+
+    def live_workers(self):
+        """Workers that run jobs or will once started: what the queue may keep busy."""
+        with self.lock:
+            return sum(r.status in ("starting", "ready") for r in self.workers.values())
+
     def interrupt(self, task_id):
         self._signal(task_id, "interrupt")
 
     def skip(self, task_id):
         self._signal(task_id, "skip")
+
+    def stop_generating(self, task_id):
+        self._signal(task_id, "stop_generating")
 
     def _signal(self, task_id, what):
         with self.lock:
@@ -288,7 +303,7 @@ class WorkerPool:
             return
         ticket.state, ticket.worker = "waiting", None
         ticket.avoid.add(record.name)
-        ticket.progress, ticket.preview = None, None
+        ticket.progress, ticket.preview, ticket.preview_id = None, None, None
         self._requeue(ticket)
 
     def _requeue(self, ticket):
@@ -307,7 +322,7 @@ class WorkerPool:
             if ticket is None or record.progress_ref is not None or now - record.last_poll < self.poll_interval:
                 continue
             record.last_poll = now
-            record.progress_ref = record.actor.progress.remote(ticket.job.task_id, ticket.preview_key)
+            record.progress_ref = record.actor.progress.remote(ticket.job.task_id, ticket.preview_id)
 
     def _on_progress(self, record, ref):
         record.progress_ref = None
@@ -315,8 +330,7 @@ class WorkerPool:
         ticket = record.ticket
         if error is not None or progress is None or ticket is None:
             return
-        preview = progress.pop("preview", None)
-        ticket.preview_key = progress.pop("preview_key", None)
-        if preview is not None:
-            ticket.preview = preview
+        if progress.preview is not None:
+            ticket.preview, ticket.preview_id = progress.preview, progress.preview_id
+        progress.preview = None
         ticket.progress = progress
