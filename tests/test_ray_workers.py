@@ -15,8 +15,9 @@ import pytest
 
 ray = pytest.importorskip("ray", reason='Ray is not installed: pip install ".[ray]"')
 
-from modules import job_queue, processing, sd_models, shared  # noqa: E402
+from modules import job_queue, sd_models, shared  # noqa: E402
 from modules.distributed import executor, front  # noqa: E402
+from tests.extension_helpers import write_extension  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -24,6 +25,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "models", "Stable-diffusion", "demo-shapes.safetensors")
 SECOND = "demo-second.safetensors"
 START_TIMEOUT_S = 900
+# An extension's always-on script: its engine hook must run in the worker, as in a single process.
+HOOK_SCRIPT = """
+    import modules.scripts as scripts
+
+    class RayHookTest(scripts.Script):
+        def title(self):
+            return "Ray hook test"
+
+        def show(self, is_img2img):
+            return scripts.AlwaysVisible
+
+        def process(self, p, *args):
+            p.extra_generation_params["Ray hook"] = "ran"
+"""
 
 
 def wait_until(condition, timeout, what):
@@ -45,6 +60,8 @@ def pool(tmp_path_factory):
     ckpt_dir = tmp_path_factory.mktemp("ray-checkpoints")
     shutil.copy(DEMO, ckpt_dir / "demo-shapes.safetensors")
     shutil.copy(DEMO, ckpt_dir / SECOND)
+    hook = write_extension(os.path.join(shared.data_path, "extensions"), "ray-hook-test",
+                           {"scripts/ray_hook.py": HOOK_SCRIPT})
     saved_env = os.environ.get("SD_WEBUI_TEST_ARGV")
     saved_ckpt_dir = shared.cmd_opts.ckpt_dir
     os.environ["SD_WEBUI_TEST_ARGV"] = f"--ckpt-dir {ckpt_dir}"  # what the workers start with
@@ -68,6 +85,14 @@ def pool(tmp_path_factory):
         else:
             os.environ["SD_WEBUI_TEST_ARGV"] = saved_env
         sd_models.list_models()
+        shutil.rmtree(hook)
+        load_scripts()
+
+
+def load_scripts():
+    from modules import extensions, scripts
+    extensions.list_extensions()
+    scripts.load_scripts()
 
 
 def request(seed, steps=6, **extra):
@@ -103,17 +128,17 @@ def test_the_same_request_gives_the_same_image_and_infotext_as_the_single_proces
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the worker's share of this 2-core machine; CPU sums depend on the thread count
     try:
-        model = sd_models.load_model(sd_models.get_closet_checkpoint_match("demo-shapes.safetensors"))
-        p = processing.StableDiffusionProcessingTxt2Img(sd_model=model, do_not_save_samples=True,
-                                                        do_not_save_grid=True, **args)
-        reference = processing.process_images(p)
+        load_scripts()  # the extension's hook runs here too
+        sd_models.load_model(sd_models.get_closet_checkpoint_match("demo-shapes.safetensors"))
+        # what the single-process queue runs (LocalExecutor), here without saving a second copy
+        reference = job_queue.run_job("txt2img", dict(args, do_not_save_samples=True), "reference")
     finally:
         torch.set_num_threads(threads)
         sd_models.unload_model_weights()
 
     assert np.array_equal(np.asarray(result.images[0]), np.asarray(reference.images[0]))
     assert result.infotexts == reference.infotexts
-    assert "Model: demo-shapes" in result.infotexts[0]
+    assert "Model: demo-shapes" in result.infotexts[0] and "Ray hook: ran" in result.infotexts[0]
     assert len(saved_files_for_seed(1234)) == 1  # saved once, by the front
 
 
@@ -153,6 +178,11 @@ def test_a_job_for_a_second_checkpoint_goes_to_the_worker_that_has_it(pool):
         assert other.worker != holder and "Model: demo-shapes" in other.value.infotexts[0]
     states = {w["name"]: w["checkpoint"] for w in pool.worker_states()}
     assert states[holder] == SECOND
+
+    from webui import tab_workers  # the Workers tab shows each worker's model, state and memory
+    page = tab_workers.workers_html()
+    assert all(f"<td>{name}</td><td>ready</td>" in page for name in states)
+    assert SECOND in page and "demo-shapes.safetensors" in page and "RAM" in page
 
 
 def test_progress_previews_interrupt_and_skip_reach_the_worker_running_the_job(queue):

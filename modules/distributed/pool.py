@@ -121,12 +121,11 @@ class WorkerPool:
     def worker_states(self):
         """Each worker's name, status, checkpoint, running task, host, pid, device and memory, for UI and API."""
         with self.lock:
-            queued = len(self.waiting)
             return [{
                 **record.info, "name": record.name, "status": record.status, "checkpoint": record.checkpoint,
                 "task_id": record.ticket.job.task_id if record.ticket else None,
                 "queue": 1 if record.ticket else 0, "deaths": record.deaths, "error": record.error,
-                "resources": dict(record.resources), "front_queue": queued,
+                "resources": dict(record.resources),
             } for record in self.workers.values()]
 
     # ------------------------------------------------------------------ jobs
@@ -148,6 +147,11 @@ class WorkerPool:
             ticket = self.tickets.get(task_id)
             position = self.waiting.index(ticket) if ticket is not None and ticket.state == "waiting" else None
             return ticket, position
+
+    def waiting_count(self):
+        """Jobs handed over by the queue that wait for a worker (a free one, or one restarting)."""
+        with self.lock:
+            return len(self.waiting)
 
     def live_workers(self):
         """Workers that run jobs or will once started: what the queue may keep busy."""
