@@ -4,6 +4,7 @@ import html
 
 import gradio as gr
 
+from modules import job_queue
 from modules.distributed import front
 
 REFRESH_S = 2.0
@@ -35,7 +36,7 @@ def workers_html():
                  w.get("task_id") or "-", w.get("queue", 0), w.get("jobs_done", 0), _memory_text(w.get("memory")),
                  w.get("deaths", 0)]
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    waiting = len(pool.waiting)
+    waiting = len(job_queue.queue.pending()) + pool.waiting_count()
     return (f"<div class='workers-state'><p>{len(states)} workers, {waiting} job{'s' if waiting != 1 else ''} "
             f"waiting for one</p><table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) +
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
