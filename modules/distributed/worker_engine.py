@@ -1,5 +1,4 @@
 """The engine inside a worker process: start-up without a UI, one job at a time, and its state for the front."""
-import os
 import socket
 import time
 
@@ -64,21 +63,7 @@ def run_job(job):
                           seconds=time.perf_counter() - started)
 
 
-def device_memory():
-    """Memory of this worker's device: CUDA's free/total and torch's allocations, or the process RSS on CPU."""
-    import psutil
-    import torch
-    ram = psutil.virtual_memory()
-    memory = {"ram": {"free": ram.available, "used": psutil.Process(os.getpid()).memory_info().rss, "total": ram.total}}
-    if torch.cuda.is_available():
-        free, total = torch.cuda.mem_get_info()
-        memory["cuda"] = {
-            "free": free, "used": total - free, "total": total,
-            "allocated": torch.cuda.memory_allocated(), "reserved": torch.cuda.memory_reserved(),
-            "peak_allocated": torch.cuda.max_memory_allocated(),
-        }
-    return memory
-
-
 def engine_state():
-    return {"device": str(shared.device), "checkpoint": loaded_checkpoint(), "memory": device_memory()}
+    """Device, loaded checkpoint, and memory as /sdapi/v1/memory reports it (this process's RAM, the CUDA device's)."""
+    from modules.api import listings
+    return {"device": str(shared.device), "checkpoint": loaded_checkpoint(), "memory": listings.memory()}
