@@ -202,11 +202,27 @@ def test_prompt_travel_writes_interpolated_frames(corpus, tiny_model):
     assert reports_for(corpus, "stable-diffusion-webui-prompt-travel") == []
 
 
-def test_rembg_extras_section_and_route(corpus):
+def test_rembg_extras_section_and_route_reach_the_model_download(corpus, monkeypatch, tmp_path):
     needs("modules.api.api", "api")
+    from modules import scripts
+    from modules.api import api
+    from PIL import Image
     assert reports_for(corpus, "stable-diffusion-webui-rembg") == []
+    rembg_script = next(s for s in scripts.scripts_postproc.scripts if s.name == "Rembg")
+    dropdown = rembg_script.controls["model"]
+    assert dropdown.label == "Remove background" and dropdown.value == "None" and "u2net" in [c[1] for c in dropdown.choices]
+    client = app_client()
+    picture = api.encode_pil_to_base64(Image.new("RGB", (32, 32), "red")).decode()
+    # "None" (its default) leaves the image alone.
+    assert client.post("/rembg", json={"input_image": picture, "model": "None"}).json() is None
+    # A real model is fetched on first use; this machine has no network, so the user gets the download error.
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))
+    with pytest.raises(Exception) as failure:
+        client.post("/rembg", json={"input_image": picture, "model": "u2net"})
+    assert "u2net.onnx" in str(failure.value) or "u2net" in repr(failure.value)
 
 
 def test_mov2mov_tab(corpus):
     needs("modules.call_queue", "api")
+    needs("modules.ui_toprow", "extensions: A1111 1.7's prompt-row class, not built yet")
     assert reports_for(corpus, "sd-webui-mov2mov") == []
