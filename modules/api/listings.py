@@ -120,7 +120,11 @@ def memory():
             cuda = {"error": "unavailable"}
     except Exception as e:
         cuda = {"error": str(e)}
-    return {"ram": ram, "cuda": cuda}
+    result = {"ram": ram, "cuda": cuda}
+    from modules.distributed import front
+    if front.pool is not None:  # a front of Ray workers: each worker's state, model, queue and its own memory
+        result["workers"] = front.pool.worker_states()
+    return result
 
 
 def _runners():

@@ -265,6 +265,8 @@ class EmbeddingsResponse(BaseModel):
 class MemoryResponse(BaseModel):
     ram: dict = Field(title="RAM", description="System memory stats")
     cuda: dict = Field(title="CUDA", description="nVidia CUDA memory stats")
+    workers: list | None = Field(default=None, title="Workers", description="With Ray workers: each worker's name, "
+                                 "status, host, device, checkpoint, running task, queue and memory (ram, cuda)")
 
 
 class ScriptsList(BaseModel):
