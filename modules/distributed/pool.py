@@ -12,7 +12,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from modules.distributed import captured_saves, routing
+from modules.distributed import captured_saves, jobs, routing
 
 POLL_INTERVAL_S = 0.5
 STATE_REFRESH_S = 5.0   # an idle worker is asked how it is (memory, still alive) this often
@@ -44,6 +44,10 @@ class Ticket:
         """The JobResult, once done: its images are saved by this (the front's) process first."""
         if not self.finished.wait(timeout):
             raise TimeoutError(f"job {self.job.task_id} is still {self.state}")
+        if isinstance(self.error, jobs.JobError):  # what it saved before the error is kept, as in one process
+            captured_saves.replay(self.error.saved_images)
+            self.error.saved_images = []
+            raise self.error.cause
         if self.error is not None:
             raise self.error
         if self.result.saved_images:
