@@ -409,6 +409,9 @@ def unload_model_weights(sd_model=None, info=None):
 
 def load_model(checkpoint_info=None, already_loaded_state_dict=None):
     """Load a checkpoint as shared.sd_model. With no checkpoint available, prints where to put one and returns None."""
+    from modules.distributed import cluster
+    if cluster.requested(shared.cmd_opts):
+        return None  # a front of Ray workers holds no model: each worker loads what its jobs ask for
     checkpoint_info = checkpoint_info or select_checkpoint()
     if checkpoint_info is None:
         print(no_checkpoint_message(), file=sys.stderr)
