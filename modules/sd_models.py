@@ -13,7 +13,7 @@ import threading
 
 import torch
 
-from modules import devices, errors, hashes, model_detection, paths, shared
+from modules import devices, errors, hashes, model_detection, paths, shared, weight_loading
 from modules.cache import cached_data_for_file
 
 model_dir = "Stable-diffusion"
@@ -251,18 +251,6 @@ def get_state_dict_from_checkpoint(pl_sd):
     return {transform_checkpoint_dict_key(k): v for k, v in pl_sd.items() if isinstance(v, torch.Tensor)}
 
 
-def _read_safetensors(path, device):
-    from safetensors import safe_open
-    size = os.path.getsize(path)
-    if size < 8:
-        raise ValueError(f"{path}: not a safetensors file (only {size} bytes)")
-    try:
-        with safe_open(path, framework="pt", device=str(device)) as f:
-            return {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:
-        raise ValueError(f"{path}: not a valid safetensors file (truncated or corrupt? {e})") from None
-
-
 def read_state_dict(checkpoint_file, print_global_state=False, map_location=None):
     """The checkpoint's flat state dict. Safetensors tensors are memory-mapped views of the file."""
     if not os.path.isfile(checkpoint_file):
@@ -270,7 +258,7 @@ def read_state_dict(checkpoint_file, print_global_state=False, map_location=None
     _, extension = os.path.splitext(checkpoint_file)
     device = map_location or shared.weight_load_location or "cpu"
     if extension.lower() == ".safetensors":
-        pl_sd = _read_safetensors(checkpoint_file, device)
+        pl_sd = weight_loading.read_safetensors(checkpoint_file, device)
     else:
         from modules import safe
         pl_sd = safe.load(checkpoint_file, map_location=device)
@@ -313,7 +301,8 @@ def _fix_vae_attention_shapes(sd):
 def load_model_weights(model, checkpoint_info, state_dict, timer=None):
     """Assign the state dict's tensors to the (meta-built) model, then move it to the inference device and dtypes."""
     name = getattr(checkpoint_info, "filename", None) or "state dict"
-    sd = {k: v for k, v in state_dict.items() if k.startswith(PREFIXES)}
+    # converted tensor by tensor, each file page given back once its tensor is converted (peak RSS: model + 1 tensor)
+    sd = weight_loading.converted(state_dict, _placement_for_key)
     _fix_vae_attention_shapes(sd)
     try:
         result = model.load_state_dict(sd, strict=False, assign=True)
@@ -342,6 +331,15 @@ def load_model_weights(model, checkpoint_info, state_dict, timer=None):
         shared.opts.data["sd_checkpoint_hash"] = checkpoint_info.sha256
     model.logvar = torch.zeros(model.num_timesteps)
     return model
+
+
+def _placement_for_key(key):
+    """(device, dtype) a checkpoint tensor is loaded to: the VAE in dtype_vae, the UNet and text encoder in dtype_unet."""
+    if key.startswith("first_stage_model."):
+        return devices.device, devices.dtype_vae
+    if key.startswith(PREFIXES):
+        return devices.device, devices.dtype_unet
+    return None
 
 
 def _check_no_meta(model, name):
