@@ -13,7 +13,7 @@ import threading
 
 import torch
 
-from modules import devices, errors, hashes, model_detection, paths, shared, weight_loading
+from modules import devices, errors, fp8_weights, hashes, model_detection, paths, shared, weight_loading
 from modules.cache import cached_data_for_file
 
 model_dir = "Stable-diffusion"
@@ -323,6 +323,7 @@ def load_model_weights(model, checkpoint_info, state_dict, timer=None):
 
     _check_no_meta(model, name)
     place_model(model)
+    fp8_weights.apply(model)
 
     if checkpoint_info is not None:
         model.sd_model_hash = checkpoint_info.calculate_shorthash()
@@ -419,6 +420,7 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         config = model_detection.detect_config(state_dict, filename)
         if shared.sd_model is not None:
             unload_model_weights(shared.sd_model)
+        devices.refresh_precision(shared.cmd_opts)  # the half-precision setting may have changed
         model = build_model(config)
         load_model_weights(model, checkpoint_info, state_dict)
         del state_dict
