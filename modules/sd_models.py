@@ -13,7 +13,7 @@ import threading
 
 import torch
 
-from modules import devices, errors, fp8_weights, hashes, model_detection, paths, shared, weight_loading
+from modules import devices, errors, fp8_weights, hashes, lowvram, memory_placement, model_detection, paths, shared, weight_loading
 from modules.cache import cached_data_for_file
 
 model_dir = "Stable-diffusion"
@@ -298,11 +298,13 @@ def _fix_vae_attention_shapes(sd):
             sd[k] = v[:, :, None, None]
 
 
-def load_model_weights(model, checkpoint_info, state_dict, timer=None):
-    """Assign the state dict's tensors to the (meta-built) model, then move it to the inference device and dtypes."""
+def load_model_weights(model, checkpoint_info, state_dict, timer=None, device=None):
+    """Assign the state dict's tensors to the (meta-built) model on `device` (default: the inference device) in the
+    inference dtypes."""
     name = getattr(checkpoint_info, "filename", None) or "state dict"
+    device = device or devices.device
     # converted tensor by tensor, each file page given back once its tensor is converted (peak RSS: model + 1 tensor)
-    sd = weight_loading.converted(state_dict, _placement_for_key)
+    sd = weight_loading.converted(state_dict, lambda key: _placement_for_key(key, device))
     _fix_vae_attention_shapes(sd)
     try:
         result = model.load_state_dict(sd, strict=False, assign=True)
@@ -322,7 +324,7 @@ def load_model_weights(model, checkpoint_info, state_dict, timer=None):
         model.register_schedule(alphas_cumprod=alphas.double().cpu().numpy(), linear_start=model.linear_start, linear_end=model.linear_end)
 
     _check_no_meta(model, name)
-    place_model(model)
+    place_model(model, device)
     fp8_weights.apply(model)
 
     if checkpoint_info is not None:
@@ -334,13 +336,26 @@ def load_model_weights(model, checkpoint_info, state_dict, timer=None):
     return model
 
 
-def _placement_for_key(key):
+def _placement_for_key(key, device):
     """(device, dtype) a checkpoint tensor is loaded to: the VAE in dtype_vae, the UNet and text encoder in dtype_unet."""
     if key.startswith("first_stage_model."):
-        return devices.device, devices.dtype_vae
+        return device, devices.dtype_vae
     if key.startswith(PREFIXES):
-        return devices.device, devices.dtype_unet
+        return device, devices.dtype_unet
     return None
+
+
+def _load_device(model, state_dict):
+    """Where the weights load to: the GPU when the model runs there whole; RAM when a memory mode (the flags', or the
+    automatic placement on a card it does not fit) will move parts of it there later (modules.lowvram)."""
+    if lowvram.is_needed(model):
+        return devices.cpu
+    nbytes = 0
+    for key, tensor in state_dict.items():
+        placement = _placement_for_key(key, devices.device)
+        if placement is not None:
+            nbytes += tensor.numel() * (placement[1].itemsize if tensor.is_floating_point() else tensor.element_size())
+    return devices.device if memory_placement.fits_bytes(nbytes, model.is_sdxl) else devices.cpu
 
 
 def _check_no_meta(model, name):
@@ -349,9 +364,10 @@ def _check_no_meta(model, name):
             raise ValueError(f"{name}: no weights for '{n}'")
 
 
-def place_model(model):
-    """UNet and text encoder in devices.dtype_unet, VAE in devices.dtype_vae, schedule in float32, all on devices.device."""
-    device = devices.device
+def place_model(model, device=None):
+    """UNet and text encoder in devices.dtype_unet, VAE in devices.dtype_vae, schedule in float32, all on `device`
+    (default: devices.device)."""
+    device = device or devices.device
     model.model.to(device=device, dtype=devices.dtype_unet)
     model.cond_stage_model.to(device=device, dtype=devices.dtype_unet)
     model.first_stage_model.to(device=device, dtype=devices.dtype_vae)
@@ -400,6 +416,7 @@ def unload_model_weights(sd_model=None, info=None):
     model = sd_model or shared.sd_model
     if model is not None:
         _undo_hijack(model)
+    lowvram.send_everything_to_cpu()  # forget the old model's visiting part
     shared.sd_model = None
     gc.collect()
     devices.torch_gc()
@@ -422,7 +439,7 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
             unload_model_weights(shared.sd_model)
         devices.refresh_precision(shared.cmd_opts)  # the half-precision setting may have changed
         model = build_model(config)
-        load_model_weights(model, checkpoint_info, state_dict)
+        load_model_weights(model, checkpoint_info, state_dict, device=_load_device(model, state_dict))
         del state_dict
 
         from modules import sd_vae
@@ -430,6 +447,7 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
             sd_vae.refresh_vae_list()
         vae_file, vae_source = sd_vae.resolve_vae(filename)
         sd_vae.load_vae(model, vae_file, vae_source)
+        lowvram.apply(model)
 
         shared.sd_model = model
         shared.opts.data["sd_model_checkpoint"] = checkpoint_info.title
