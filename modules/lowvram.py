@@ -9,6 +9,7 @@ A unit is brought to the GPU by a forward pre-hook on the module that runs it (t
 first sends the previous visitor back to the CPU. The hook also moves the call's tensor arguments to the GPU, so a
 caller that reads the device from the (still offloaded) weights does not hand it CPU tensors.
 """
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -17,6 +18,7 @@ from modules import devices, memory_placement, sd_hijack_clip, shared
 
 module_in_gpu = None  # the unit visiting the GPU now (A1111 name; extensions read it)
 cpu = torch.device("cpu")
+_visitors = weakref.WeakSet()  # the units that rest in RAM and visit the GPU
 
 
 def move(module, device):
@@ -41,6 +43,12 @@ def send_me_to_gpu(unit):
         move(module_in_gpu, cpu)
     move(unit, devices.device)
     module_in_gpu = unit
+
+
+def before_running(module):
+    """Bring `module` to the GPU if it is a visiting unit: for code that runs its submodules directly (tiled VAE)."""
+    if module in _visitors:
+        send_me_to_gpu(module)
 
 
 def is_needed(sd_model):
@@ -155,6 +163,7 @@ def _setup(sd_model, units, resident=frozenset()):
     _move_all_but(sd_model, [unit.module for unit in streamed], devices.device)
     for unit in streamed:
         move(unit.module, cpu)
+        _visitors.add(unit.module)
         if unit.name == "VAE":
             _install_vae(unit.module)
         else:
