@@ -43,7 +43,13 @@ def tiny_model(tiny_checkpoint_path):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `cuda` run only where CUDA works (benchmarks/gpu_check.sh runs them on a GPU machine)."""
+    """Tests marked `cuda` run only where CUDA works (benchmarks/gpu_check.sh runs them on a GPU machine); tests
+    marked `ray` (minutes of Ray start-up) only when selected with `-m ray`."""
+    if "ray" not in (config.option.markexpr or ""):
+        skip_ray = pytest.mark.skip(reason="starts a Ray cluster: run with -m ray (README, Tests)")
+        for item in items:
+            if item.get_closest_marker("ray") is not None:
+                item.add_marker(skip_ray)
     cuda_items = [item for item in items if item.get_closest_marker("cuda") is not None]
     if not cuda_items:
         return
