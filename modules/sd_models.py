@@ -13,7 +13,7 @@ import threading
 
 import torch
 
-from modules import devices, errors, fp8_weights, hashes, lowvram, memory_placement, model_detection, paths, shared, weight_loading
+from modules import devices, errors, fp8_weights, hashes, lowvram, memory_placement, model_detection, paths, shared, torch_compile, weight_loading
 from modules.cache import cached_data_for_file
 
 model_dir = "Stable-diffusion"
@@ -374,6 +374,8 @@ def place_model(model, device=None):
     for name in model.SCHEDULE_BUFFERS:
         setattr(model, name, getattr(model, name).to(device=device, dtype=torch.float32))
     model.model.diffusion_model.dtype = devices.dtype_unet
+    if shared.cmd_opts.opt_channelslast:
+        model.to(memory_format=torch.channels_last)
     model.eval()
     model.requires_grad_(False)
 
@@ -448,6 +450,8 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         vae_file, vae_source = sd_vae.resolve_vae(filename)
         sd_vae.load_vae(model, vae_file, vae_source)
         lowvram.apply(model)
+        if shared.cmd_opts.compile:
+            torch_compile.apply(model)
 
         shared.sd_model = model
         shared.opts.data["sd_model_checkpoint"] = checkpoint_info.title
