@@ -480,3 +480,39 @@ def model_data_get_sd_model():
         except Exception:
             errors.report("Failed to load the Stable Diffusion model", exc_info=True)
     return shared.sd_model
+
+
+def model_hash(filename):
+    """A1111's old 8-digit checkpoint hash: sha256 of the 64 KiB at offset 1 MiB ("NOFILE" if there is no file)."""
+    import hashlib
+    try:
+        with open(filename, "rb") as file:
+            file.seek(0x100000)
+            return hashlib.sha256(file.read(0x10000)).hexdigest()[0:8]
+    except FileNotFoundError:
+        return "NOFILE"
+
+
+class SdModelData:
+    """A1111's holder of the loaded model (`sd_models.model_data`): extensions read `.sd_model`/`get_sd_model()`."""
+
+    @property
+    def sd_model(self):
+        return shared.sd_model
+
+    @sd_model.setter
+    def sd_model(self, value):
+        shared.sd_model = value
+
+    @property
+    def loaded_sd_models(self):
+        return [shared.sd_model] if shared.sd_model is not None else []
+
+    def get_sd_model(self):
+        return model_data_get_sd_model()
+
+    def set_sd_model(self, value, already_loaded=False):
+        shared.sd_model = value
+
+
+model_data = SdModelData()

@@ -27,7 +27,7 @@ face_restorers = []
 prompt_styles = None       # modules.styles.StyleDatabase, created at startup
 hypernetworks = {}
 loaded_hypernetworks = []
-total_tqdm = None
+total_tqdm = None          # modules.shared_total_tqdm.TotalTQDM, set below
 mem_mon = None
 demo = None                # the Gradio Blocks, once built
 interrogator = None
@@ -114,3 +114,8 @@ def html(filename):
         with open(path, encoding="utf8") as file:
             return file.read()
     return ""
+
+
+from modules import shared_total_tqdm  # noqa: E402  (it reads shared.opts/state when used)
+
+total_tqdm = shared_total_tqdm.TotalTQDM()
