@@ -202,9 +202,22 @@ def generation_request(kind: str, req) -> tuple[dict, bool, str | None]:
                 body[name] = decode_base64_to_image(body[name], name)
     if body.get("firstpass_image"):
         body["firstpass_image"] = decode_base64_to_image(body["firstpass_image"], "firstpass_image")
+    check_override_settings(body.get("override_settings") or {})
     request = processing_request.normalize(kind, {**body, "script_args": script_args})
     request["is_api"] = True
     return request, send_images, task_id
+
+
+def check_override_settings(override: dict):
+    """A job's override_settings obey the same rules as setting them: frozen and restricted settings refused."""
+    from modules import settings_guard
+    if not isinstance(override, dict):
+        return  # normalize() answers this with the field named
+    for key, value in override.items():
+        try:
+            settings_guard.check_setting(key, value, info=shared.opts.data_labels.get(key))
+        except settings_guard.SettingRefused as e:
+            raise HTTPException(status_code=403, detail=f"override_settings: {e}") from None
 
 
 def extras_script_args(req) -> dict:
