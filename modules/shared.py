@@ -40,6 +40,7 @@ script_path = paths_internal.script_path
 data_path = paths_internal.data_path
 
 xformers_available = False
+parallel_processing_allowed = True  # False while --medvram/--lowvram move parts of the model (modules.lowvram)
 natural_sort_key = None
 progress_print_out = sys.stdout
 tab_names = []             # titles of the page's tabs, filled when the UI is built (ui_tab_order / hidden_tabs choices)
