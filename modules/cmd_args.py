@@ -66,6 +66,8 @@ parser.add_argument("--opt-split-attention", action="store_true", help="accepted
 parser.add_argument("--opt-split-attention-v1", action="store_true", help="accepted for compatibility")
 parser.add_argument("--opt-sub-quad-attention", action="store_true", help="accepted for compatibility")
 parser.add_argument("--disable-opt-split-attention", action="store_true", help="accepted for compatibility")
+parser.add_argument("--opt-channelslast", action="store_true", help="change memory type for stable diffusion to channels last")
+parser.add_argument("--compile", action="store_true", help="compile the UNet and VAE with torch.compile (once per image size, cached on disk); falls back to eager when compiling fails")
 parser.add_argument("--disable-nan-check", action="store_true", help="do not check if produced images/latent spaces have nans; useful for running without a checkpoint in CI")
 parser.add_argument("--disable-model-loading-ram-optimization", action="store_true", help="accepted for compatibility")
 

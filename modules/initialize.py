@@ -33,6 +33,8 @@ def _optional(module_name):
 
 def load_settings():
     shared.opts.load(shared.config_filename)
+    if not os.path.exists(shared.config_filename):
+        shared.opts.save(shared.config_filename)  # as A1111: the file exists from the first start (extensions read it)
 
 
 def list_extensions():
