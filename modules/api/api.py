@@ -28,11 +28,6 @@ MAX_IMAGE_PIXELS = 8192 * 8192           # one decoded image
 
 # ---------------------------------------------------------------------------------------------- images
 
-def verify_url(url):
-    """Images are never fetched from URLs here (no network at run time): always False."""
-    return False
-
-
 def decode_base64_to_image(encoding: str, field: str = "image") -> Image.Image:
     """A base64 string (with or without a `data:image/...;base64,` prefix) -> PIL image; a bad or oversized image
     raises RequestError naming `field`. The size is checked from the header, before the pixels are decoded."""
