@@ -147,6 +147,12 @@ def list_models():
     for filename in files:
         CheckpointInfo(filename).register()
 
+    # A data folder of its own (--data-dir, --models-dir) with no checkpoint yet still opens with the demo model the
+    # program ships, as A1111 falls back to downloading SD1.5; --no-download-sd-model turns the fallback off.
+    shipped = os.path.join(shared.paths_internal.script_path, "models", model_dir, BUILTIN_DEMO_NAME)
+    if not checkpoints_list and not shared.cmd_opts.no_download_sd_model and os.path.isfile(shipped):
+        CheckpointInfo(shipped).register()
+
 
 def checkpoint_tiles(use_short=False):
     """Checkpoint titles for the dropdown, in natural order."""

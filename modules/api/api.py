@@ -104,7 +104,8 @@ def error_response(status_code: int, error: str, detail, errors_text: str):
 
 def request_error_response(e: RequestError):
     detail = [{"loc": ["body", *e.field.split(".")], "msg": e.message, "type": "value_error"}] if e.status_code == 422 else e.message
-    return error_response(e.status_code, "RequestError", detail, f"{e.field}: {e.message}")
+    text = e.message if e.message.startswith(e.field) else f"{e.field}: {e.message}"
+    return error_response(e.status_code, "RequestError", detail, text)
 
 
 class ApiRoute(APIRoute):
