@@ -58,7 +58,9 @@ class WebuiServer:
                         return self
             except OSError:
                 time.sleep(0.5)
-        raise TimeoutError(f"web UI did not answer within {self.timeout}s:\n{self.read_log()}")
+        log = self.read_log()
+        self.__exit__(None, None, None)  # a server that never answered is not left running
+        raise TimeoutError(f"web UI did not answer within {self.timeout}s:\n{log}")
 
     def read_log(self):
         try:

@@ -65,6 +65,8 @@ def _extension_tabs():
 def create_ui():
     ctx = UiContext()
     extension_tabs = _extension_tabs()
+    shared.tab_names[:] = [title for _, title, _ in BUILTIN_TABS] + [str(item[1]) for item in extension_tabs if len(item) > 1] \
+        + [title for _, title, _ in TRAILING_TABS]
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
         quicksettings.create_quicksettings(ctx)
         if shared.opts.config_problem:
