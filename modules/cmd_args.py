@@ -66,6 +66,8 @@ parser.add_argument("--opt-split-attention", action="store_true", help="accepted
 parser.add_argument("--opt-split-attention-v1", action="store_true", help="accepted for compatibility")
 parser.add_argument("--opt-sub-quad-attention", action="store_true", help="accepted for compatibility")
 parser.add_argument("--disable-opt-split-attention", action="store_true", help="accepted for compatibility")
+parser.add_argument("--opt-channelslast", action="store_true", help="change memory type for stable diffusion to channels last")
+parser.add_argument("--compile", action="store_true", help="compile the UNet and VAE with torch.compile (once per image size, cached on disk); falls back to eager when compiling fails")
 parser.add_argument("--disable-nan-check", action="store_true", help="do not check if produced images/latent spaces have nans; useful for running without a checkpoint in CI")
 parser.add_argument("--disable-model-loading-ram-optimization", action="store_true", help="accepted for compatibility")
 
@@ -82,6 +84,7 @@ parser.add_argument("--api", action="store_true", help="use api=True to launch t
 parser.add_argument("--api-auth", type=str, help='Set authentication for API like "username:password"; or comma-delimit multiple like "u1:p1,u2:p2,u3:p3"', default=None)
 parser.add_argument("--api-log", action="store_true", help="use api-log=True to enable logging of all API requests")
 parser.add_argument("--nowebui", action="store_true", help="use api=True to launch the API instead of the webui")
+parser.add_argument("--api-server-stop", action="store_true", help="enable server stop/restart/kill via api")
 parser.add_argument("--ui-debug-mode", action="store_true", help="Don't load model to quickly launch UI")
 parser.add_argument("--hide-ui-dir-config", action="store_true", help="hide directory configuration from webui", default=False)
 parser.add_argument("--freeze-settings", action="store_true", help="disable editing of all settings globally", default=False)

@@ -33,6 +33,8 @@ def _optional(module_name):
 
 def load_settings():
     shared.opts.load(shared.config_filename)
+    if not os.path.exists(shared.config_filename):
+        shared.opts.save(shared.config_filename)  # as A1111: the file exists from the first start (extensions read it)
 
 
 def list_extensions():
@@ -102,7 +104,14 @@ def initialize(load_model_in_background=True, settings=None):
     global model_loading_thread
     if shared.cmd_opts.ui_debug_mode:
         return
-    name, load = ("workers", start_workers) if cluster.requested(shared.cmd_opts) else ("model", load_model)
+    name, load = "model", load_model
+    if cluster.requested(shared.cmd_opts):
+        from modules import job_queue
+        from modules.distributed import executor
+        job_queue.queue.set_executor(executor.RayExecutor())  # jobs queued while the workers start wait for them
+        name, load = "workers", start_workers
+    elif shared.cmd_opts.nowebui and shared.cmd_opts.skip_load_model_at_start:
+        return  # the first generation loads it
     if load_model_in_background:
         model_loading_thread = threading.Thread(target=lambda: _step(name, load), daemon=True)
         model_loading_thread.start()

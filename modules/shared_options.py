@@ -128,6 +128,7 @@ options_templates.update(options_section(("sd", "Stable Diffusion", "sd"), {
     "comma_padding_backtrack": OptionInfo(20, "Prompt word wrap length limit", "Slider", _slider(0, 74, 1)).info("in tokens - for texts shorter than specified, if they don't fit into 75 token limit, move them to the next 75 token chunk"),
     "CLIP_stop_at_last_layers": OptionInfo(1, "Clip skip", "Slider", _slider(1, 12, 1), infotext="Clip skip").link("wiki", "https://github.com/AUTOMATIC1111/stable-diffusion-webui/wiki/Features#clip-skip").info("ignore last layers of CLIP network; 1 ignores none, 2 ignores one layer"),
     "upcast_attn": OptionInfo(False, "Upcast cross attention layer to float32"),
+    "half_precision_type": OptionInfo("float16", "Half-precision type on the GPU", "Radio", {"choices": ["float16", "bfloat16"]}).info("bfloat16 only where the GPU computes in it (compute capability 8.0+), else float16; --bf16 forces bfloat16; applies when a checkpoint is loaded"),
     "randn_source": OptionInfo("GPU", "Random number generator source.", "Radio", {"choices": ["GPU", "CPU", "NV"]}, infotext="RNG").info("changes seeds drastically; use CPU to produce the same picture across different videocard vendors; use NV to produce same picture as on NVidia videocards"),
     "tiling": OptionInfo(False, "Tiling", infotext="Tiling").info("produce a tileable picture"),
     "hires_fix_refiner_pass": OptionInfo("second pass", "Hires fix: which pass to enable refiner for", "Radio", {"choices": ["first pass", "second pass", "both passes"]}, infotext="Hires refiner"),
@@ -172,6 +173,8 @@ options_templates.update(options_section(("optimizations", "Optimizations", "sd"
     "pad_cond_uncond_v0": OptionInfo(False, "Pad prompt/negative prompt (v0)", infotext="Pad conds v0"),
     "persistent_cond_cache": OptionInfo(True, "Persistent cond cache"),
     "batch_cond_uncond": OptionInfo(True, "Batch cond/uncond"),
+    "fp8_storage": OptionInfo("Disable", "FP8 weight", "Radio", {"choices": ["Disable", "Enable for SDXL", "Enable"]}, infotext="FP8 weight").info("store the UNet's and text encoder's Linear/Conv weights in FP8 (half the VRAM; math stays fp16/bf16); CUDA GPUs only; applies when a checkpoint is loaded"),
+    "cache_fp16_weight": OptionInfo(False, "Cache FP16 weight for LoRA", infotext="Cache FP16 weight for LoRA").info("keep an fp16 copy of the weights FP8 replaced, so LoRAs are applied at full quality; uses more system RAM"),
 }))
 
 options_templates.update(options_section(("compatibility", "Compatibility", "sd"), {

@@ -30,18 +30,21 @@ def current_checkpoint_title():
 
 def switch_checkpoint(title):
     """Load the checkpoint picked in the dropdown; errors are shown, and the previous model stays."""
-    from modules import sd_models
+    from modules import call_queue, sd_models
+    from modules.distributed import cluster
     if not title:
         return ""
     info = sd_models.get_closet_checkpoint_match(title)
     if info is None:
         return f"<span class='error'>Checkpoint {html.escape(title)} was not found; press 🔄 to rescan.</span>"
     try:
-        if shared.sd_model is None or shared.sd_model.sd_checkpoint_info.filename != info.filename:
-            sd_models.reload_model_weights(info=info)
+        on_workers = cluster.requested(shared.cmd_opts)  # Ray workers load it for the jobs that ask for it
+        if not on_workers and (shared.sd_model is None or shared.sd_model.sd_checkpoint_info.filename != info.filename):
+            # In the job queue's turn: the model never changes under a running generation.
+            call_queue.run_queued(sd_models.reload_model_weights, info=info, kind="switch-checkpoint")
         shared.opts.set("sd_model_checkpoint", info.title)
         shared.opts.save(shared.config_filename)
-        return f"Loaded {html.escape(info.title)}"
+        return f"{'Selected' if on_workers else 'Loaded'} {html.escape(info.title)}"
     except Exception as e:
         errors.report(f"Error loading checkpoint {title}", exc_info=True)
         return f"<span class='error'>Could not load {html.escape(title)}: {html.escape(str(e))}</span>"

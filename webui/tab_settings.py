@@ -3,7 +3,7 @@ import html
 
 import gradio as gr
 
-from modules import errors, shared
+from modules import errors, settings_guard, shared
 from modules.shared import opts
 from webui import page_assets
 
@@ -35,14 +35,7 @@ def component_args(info):
 
 
 def frozen(key, info):
-    cmd = shared.cmd_opts
-    if cmd.freeze_settings:
-        return True
-    if cmd.freeze_specific_settings and key in [x.strip() for x in cmd.freeze_specific_settings.split(",")]:
-        return True
-    if cmd.freeze_settings_in_sections and info.section and info.section[0] in [x.strip() for x in cmd.freeze_settings_in_sections.split(",")]:
-        return True
-    return False
+    return settings_guard.frozen(key, info)
 
 
 CHOICE_COMPONENTS = (gr.Dropdown, gr.Radio, gr.CheckboxGroup)
