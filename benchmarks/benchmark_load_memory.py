@@ -1,6 +1,6 @@
 """Peak memory (RSS) of loading a checkpoint on the CPU, against the file's size.
 
-    flock /tmp/sdwebui-bigmem.lock venv/bin/python benchmarks/benchmark_load_memory.py            # random SD1.5 fp16 (2 GB)
+    flock /tmp/sdwebui-bigmem.lock venv/bin/python benchmarks/benchmark_load_memory.py   # random SD1.5 fp16 (2 GB, written once)
     venv/bin/python benchmarks/benchmark_load_memory.py --file models/Stable-diffusion/x.safetensors
     venv/bin/python benchmarks/benchmark_load_memory.py --file x.safetensors --json               # one JSON line
 
@@ -51,13 +51,6 @@ def child(path, warmup_path=None):
     print(json.dumps(dict(file=os.path.getsize(path), before=before, peak=peak, seconds=seconds, model_dtype=dtype)))
 
 
-def make_sd15_fp16(path):
-    sys.path.insert(0, ROOT)
-    import torch
-    from tests.checkpoint_factory import save_state_dict, sd15_state_dict
-    save_state_dict(sd15_state_dict(seed=0, dtype=torch.float16), path)
-
-
 def measure(path, warmup_path=None):
     """The child's figures for `path` (a dict); raises with the child's output when it fails."""
     env = dict(os.environ, SD_WEBUI_TEST_ARGV=os.environ.get("SD_WEBUI_TEST_ARGV", "--no-hashing"))
@@ -84,10 +77,8 @@ def main(argv=None):
         return
     path = args.file
     if path is None:
-        path = os.path.join(tempfile.gettempdir(), "sdwebui-bench-sd15-fp16.safetensors")
-        if not os.path.exists(path):
-            print(f"writing a random SD1.5 fp16 checkpoint to {path} (once)", flush=True)
-            make_sd15_fp16(path)
+        from random_checkpoints import random_checkpoint  # benchmarks/, beside this script
+        path = random_checkpoint("sd15")
     r = measure(path, args.warmup_file)
     if args.json:
         print(json.dumps(r))

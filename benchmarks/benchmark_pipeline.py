@@ -37,6 +37,8 @@ prefer_passive_omp_wait()
 
 import torch  # noqa: E402
 
+from random_checkpoints import random_checkpoint  # noqa: E402  (benchmarks/, beside this script)
+
 GIB = 2 ** 30
 PROMPT = "a large red circle in the centre on a white background"
 NEGATIVE = "blue"
@@ -47,24 +49,6 @@ CPU_STEPS = {"demo": 20, "sd15": 4, "sdxl": 2}
 
 
 # ---- the models ---------------------------------------------------------------------------------------------------
-
-def random_checkpoint(name):
-    """A random-weight fp16 checkpoint at the model's real widths, written once to the temp folder."""
-    path = os.path.join(tempfile.gettempdir(), f"sdwebui-bench-{name}-fp16.safetensors")
-    if os.path.exists(path):
-        return path
-    from tests import checkpoint_factory as factory
-    if name == "sd15":
-        sd = factory.sd15_state_dict(seed=0, dtype=torch.float16)
-    elif hasattr(factory, "sdxl_state_dict"):  # the SDXL family's test factory, once SDXL is on main
-        sd = factory.sdxl_state_dict(seed=0, dtype=torch.float16)
-    else:
-        raise NotImplementedError("SDXL not on main yet")
-    print(f"writing a random {name} checkpoint to {path} (once)", flush=True)
-    factory.save_state_dict(sd, path + ".tmp.safetensors")
-    os.replace(path + ".tmp.safetensors", path)
-    return path
-
 
 def load_ours(path):
     from modules import sd_models
@@ -276,7 +260,10 @@ def bench_model(name, device, steps, warmup, repeats, with_compile, memory_modes
 
 
 def print_table(device, results):
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:  # on a shared machine the load decides the CPU figures: say what it was
+        name = f"CPU ({torch.get_num_threads()} threads, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})"
     memory = "peak VRAM (weights + activations)" if device.type == "cuda" else "peak RSS growth in a call"
     print(f"\ntxt2img, Euler, CFG 7, batch 1, {name}\n")
     print(f"| model | size | steps | dtype | implementation | first image s | s/image | it/s | {memory} | ours vs diffusers |")
@@ -325,10 +312,10 @@ def main(argv=None):
         gc.collect()
         if on_gpu:
             torch.cuda.empty_cache()
+        if args.json:  # after each model, so a run cut short keeps what it measured
+            with open(args.json, "w") as file:
+                json.dump(dict(device=str(device), results=results), file, indent=1)
     print_table(device, results)
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump(dict(device=str(device), results=results), file, indent=1)
 
 
 if __name__ == "__main__":

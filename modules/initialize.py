@@ -82,8 +82,9 @@ def load_model():
 
 def start_workers():
     """With --workers ray / --ray-address the workers load the models; this process is their front."""
-    from modules.distributed import front
+    from modules.distributed import executor, front
     front.start()
+    executor.workers_changed()  # jobs queued while they started now run on all of them
 
 
 model_loading_thread = None

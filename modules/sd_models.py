@@ -147,6 +147,12 @@ def list_models():
     for filename in files:
         CheckpointInfo(filename).register()
 
+    # A data folder of its own (--data-dir, --models-dir) with no checkpoint yet still opens with the demo model the
+    # program ships, as A1111 falls back to downloading SD1.5; --no-download-sd-model turns the fallback off.
+    shipped = os.path.join(shared.paths_internal.script_path, "models", model_dir, BUILTIN_DEMO_NAME)
+    if not checkpoints_list and not shared.cmd_opts.no_download_sd_model and os.path.isfile(shipped):
+        CheckpointInfo(shipped).register()
+
 
 def checkpoint_tiles(use_short=False):
     """Checkpoint titles for the dropdown, in natural order."""
@@ -427,6 +433,9 @@ def unload_model_weights(sd_model=None, info=None):
 
 def load_model(checkpoint_info=None, already_loaded_state_dict=None):
     """Load a checkpoint as shared.sd_model. With no checkpoint available, prints where to put one and returns None."""
+    from modules.distributed import cluster
+    if cluster.requested(shared.cmd_opts):
+        return None  # a front of Ray workers holds no model: each worker loads what its jobs ask for
     checkpoint_info = checkpoint_info or select_checkpoint()
     if checkpoint_info is None:
         print(no_checkpoint_message(), file=sys.stderr)

@@ -33,7 +33,9 @@ PROBE_EXTENSION = {
                 return scripts.AlwaysVisible
 
             def ui(self, is_img2img):
-                return [gr.Checkbox(False, label="Enabled"), gr.Textbox("default", label="Word")]
+                enabled, word = gr.Checkbox(False, label="Enabled"), gr.Textbox("default", label="Word")
+                self.infotext_fields = [(enabled, lambda d: "API probe" in d), (word, "API probe")]
+                return [enabled, word]
 
             def process(self, p, enabled, word):
                 if enabled:
@@ -310,11 +312,13 @@ def test_alwayson_scripts_drive_an_extension(server):
 
 
 def test_infotext_fills_the_fields_not_given(server):
-    infotext = "a blue square\nNegative prompt: red\nSteps: 4, Sampler: Euler, CFG scale: 5, Seed: 77, Size: 64x64, Clip skip: 2"
+    infotext = ("a blue square\nNegative prompt: red\nSteps: 4, Sampler: Euler, CFG scale: 5, Seed: 77, Size: 64x64, "
+                "Clip skip: 2, API probe: pasted")
     info = info_of(post(server, "/sdapi/v1/txt2img", {"infotext": infotext, "cfg_scale": 6}))
     assert (info["prompt"], info["negative_prompt"], info["seed"], info["steps"]) == ("a blue square", "red", 77, 4)
     assert info["sampler_name"] == "Euler" and info["cfg_scale"] == 6  # a field the request sets wins
     assert "Clip skip: 2" in info["infotexts"][0]
+    assert "API probe: pasted" in info["infotexts"][0]  # an extension's args the infotext mentions
     assert get(server, "/sdapi/v1/options").json()["CLIP_stop_at_last_layers"] == 1
 
 
