@@ -18,6 +18,10 @@ INSTALL_MARKER = ".sd-webui-installed"
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from modules.cpu_threading import prefer_passive_omp_wait  # noqa: E402  (before anything imports torch)
+
+prefer_passive_omp_wait()
+
 
 def in_virtualenv() -> bool:
     return sys.prefix != getattr(sys, "base_prefix", sys.prefix) or bool(os.environ.get("CONDA_PREFIX"))
@@ -107,3 +111,9 @@ except Exception:  # before the project is installed, the helpers are not needed
 
 if __name__ == "__main__":
     main()
+
+
+def __getattr__(name):
+    # `launch.args` (the parsed flags) and other helpers computed on first use.
+    from modules import launch_utils
+    return getattr(launch_utils, name)

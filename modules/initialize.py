@@ -22,6 +22,8 @@ def _step(name, fn):
 
 def load_settings():
     shared.opts.load(shared.config_filename)
+    if not os.path.exists(shared.config_filename):
+        shared.opts.save(shared.config_filename)  # as A1111: the file exists from the first start (extensions read it)
 
 
 def list_extensions():
@@ -54,11 +56,23 @@ def load_model():
     sd_models.load_model()
 
 
+def start_workers():
+    """With --workers ray / --ray-address the workers load the models; this process is their front."""
+    from modules.distributed import executor, front
+    front.start()
+    executor.workers_changed()  # jobs queued while they started now run on all of them
+
+
 model_loading_thread = None
 
 
-def initialize(load_model_in_background=True):
+def initialize(load_model_in_background=True, settings=None):
+    """`settings`: options that override the settings file (a Ray worker starts with its front's settings)."""
+    from modules.distributed import cluster
+    if cluster.requested(shared.cmd_opts):
+        cluster.import_ray()  # a missing Ray stops the start here, not at the first job
     _step("settings", load_settings)
+    shared.opts.data.update(settings or {})
     _step("extensions", list_extensions)
     _step("models", list_models)
     _step("styles", load_styles)
@@ -67,11 +81,19 @@ def initialize(load_model_in_background=True):
     global model_loading_thread
     if shared.cmd_opts.ui_debug_mode:
         return
+    name, load = "model", load_model
+    if cluster.requested(shared.cmd_opts):
+        from modules import job_queue
+        from modules.distributed import executor
+        job_queue.queue.set_executor(executor.RayExecutor())  # jobs queued while the workers start wait for them
+        name, load = "workers", start_workers
+    elif shared.cmd_opts.nowebui and shared.cmd_opts.skip_load_model_at_start:
+        return  # the first generation loads it
     if load_model_in_background:
-        model_loading_thread = threading.Thread(target=lambda: _step("model", load_model), daemon=True)
+        model_loading_thread = threading.Thread(target=lambda: _step(name, load), daemon=True)
         model_loading_thread.start()
     else:
-        _step("model", load_model)
+        _step(name, load)
 
 
 def wait_for_model(timeout=None):

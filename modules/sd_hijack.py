@@ -5,11 +5,14 @@ textual-inversion vectors are injected; `apply_circular` switches every Conv2d t
 """
 import torch
 
+import ldm.modules.diffusionmodules.openaimodel
 from ldm.modules.encoders.modules import FrozenCLIPEmbedder, FrozenOpenCLIPEmbedder
-from modules import devices, errors, sd_hijack_clip, sd_hijack_open_clip, shared
+from modules import devices, errors, sd_hijack_clip, sd_hijack_open_clip, sd_hijack_unet, shared
 from modules.clip_tokenizer import load_clip_tokenizer
 from modules.textual_inversion.textual_inversion import EmbeddingDatabase
 from sgm.modules.encoders import modules as sgm_encoders
+
+ldm.modules.diffusionmodules.openaimodel.th = sd_hijack_unet.th  # the UNet's skip concatenation, hookable (A1111)
 
 
 class EmbeddingsWithFixes(torch.nn.Module):

@@ -16,8 +16,8 @@ import torch
 
 from ldm.modules.encoders.modules import restore_non_persistent_buffers
 from modules import (
-    devices, errors, hashes, model_builder, model_config_yaml, model_detection, model_families, paths, safe,
-    script_callbacks, sd_hijack, sd_vae, shared,
+    devices, errors, fp8_weights, hashes, lowvram, memory_placement, model_builder, model_config_yaml, model_detection,
+    model_families, paths, safe, script_callbacks, sd_hijack, sd_vae, shared, torch_compile, weight_loading,
 )
 from modules.cache import cached_data_for_file
 
@@ -152,6 +152,12 @@ def list_models():
     for filename in files:
         CheckpointInfo(filename).register()
 
+    # A data folder of its own (--data-dir, --models-dir) with no checkpoint yet still opens with the demo model the
+    # program ships, as A1111 falls back to downloading SD1.5; --no-download-sd-model turns the fallback off.
+    shipped = os.path.join(shared.paths_internal.script_path, "models", model_dir, BUILTIN_DEMO_NAME)
+    if not checkpoints_list and not shared.cmd_opts.no_download_sd_model and os.path.isfile(shipped):
+        CheckpointInfo(shipped).register()
+
 
 def checkpoint_tiles(use_short=False):
     """Checkpoint titles for the dropdown, in natural order."""
@@ -281,18 +287,6 @@ def get_state_dict_from_checkpoint(pl_sd):
     return {transform_checkpoint_dict_key(k): v for k, v in pl_sd.items() if isinstance(v, torch.Tensor)}
 
 
-def _read_safetensors(path, device):
-    from safetensors import safe_open
-    size = os.path.getsize(path)
-    if size < 8:
-        raise ValueError(f"{path}: not a safetensors file (only {size} bytes)")
-    try:
-        with safe_open(path, framework="pt", device=str(device)) as f:
-            return {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:
-        raise ValueError(f"{path}: not a valid safetensors file (truncated or corrupt? {e})") from None
-
-
 def read_state_dict(checkpoint_file, print_global_state=False, map_location=None):
     """The checkpoint's flat state dict. Safetensors tensors are memory-mapped views of the file."""
     if not os.path.isfile(checkpoint_file):
@@ -300,7 +294,7 @@ def read_state_dict(checkpoint_file, print_global_state=False, map_location=None
     _, extension = os.path.splitext(checkpoint_file)
     device = map_location or shared.weight_load_location or "cpu"
     if extension.lower() == ".safetensors":
-        pl_sd = _read_safetensors(checkpoint_file, device)
+        pl_sd = weight_loading.read_safetensors(checkpoint_file, device)
     else:
         pl_sd = safe.load(checkpoint_file, map_location=device)
         if print_global_state and isinstance(pl_sd, dict) and "global_step" in pl_sd:
@@ -341,11 +335,14 @@ def _fix_vae_attention_shapes(sd):
             sd[k] = v[:, :, None, None]
 
 
-def load_model_weights(model, checkpoint_info, state_dict, timer=None):
-    """Assign the state dict's tensors to the (meta-built) model, then move it to the inference device and dtypes."""
+def load_model_weights(model, checkpoint_info, state_dict, timer=None, device=None):
+    """Assign the state dict's tensors to the (meta-built) model on `device` (default: the inference device) in the
+    inference dtypes."""
     name = getattr(checkpoint_info, "filename", None) or "state dict"
     family = model.family.label if model.family is not None else "detected"
-    sd = {k: v for k, v in state_dict.items() if k.startswith(PREFIXES)}
+    device = device or devices.device
+    # converted tensor by tensor, each file page given back once its tensor is converted (peak RSS: model + 1 tensor)
+    sd = weight_loading.converted(state_dict, lambda key: _placement_for_key(key, device))
     _fix_vae_attention_shapes(sd)
     try:
         result = model.load_state_dict(sd, strict=False, assign=True)
@@ -363,7 +360,8 @@ def load_model_weights(model, checkpoint_info, state_dict, timer=None):
     model.ztsnr = bool(model.model_config is not None and model.model_config.zero_terminal_snr)
 
     _check_no_meta(model, name)
-    place_model(model)
+    place_model(model, device)
+    fp8_weights.apply(model)
     if model.model_config is not None and model.model_config.needs_v_prediction_test:
         _decide_sd2_prediction(model)
 
@@ -384,6 +382,28 @@ def _decide_sd2_prediction(model):
     config.parameterization_source = "SD2 test"
 
 
+def _placement_for_key(key, device):
+    """(device, dtype) a checkpoint tensor is loaded to: the VAE in dtype_vae, the UNet and text encoder in dtype_unet."""
+    if key.startswith("first_stage_model."):
+        return device, devices.dtype_vae
+    if key.startswith(PREFIXES):
+        return device, devices.dtype_unet
+    return None
+
+
+def _load_device(model, state_dict):
+    """Where the weights load to: the GPU when the model runs there whole; RAM when a memory mode (the flags', or the
+    automatic placement on a card it does not fit) will move parts of it there later (modules.lowvram)."""
+    if lowvram.is_needed(model):
+        return devices.cpu
+    nbytes = 0
+    for key, tensor in state_dict.items():
+        placement = _placement_for_key(key, devices.device)
+        if placement is not None:
+            nbytes += tensor.numel() * (placement[1].itemsize if tensor.is_floating_point() else tensor.element_size())
+    return devices.device if memory_placement.fits_bytes(nbytes, model.is_sdxl) else devices.cpu
+
+
 def _check_no_meta(model, name):
     for n, t in list(model.named_parameters()) + list(model.named_buffers()):
         if t.is_meta:
@@ -395,9 +415,10 @@ def text_encoders_of(model):
     return model.conditioner if model.family is not None and model.family.is_sdxl else model.cond_stage_model
 
 
-def place_model(model):
-    """UNet and text encoders in devices.dtype_unet, VAE in devices.dtype_vae, schedule in float32, all on devices.device."""
-    device = devices.device
+def place_model(model, device=None):
+    """UNet and text encoders in devices.dtype_unet, VAE in devices.dtype_vae, schedule in float32, all on `device`
+    (default: devices.device)."""
+    device = device or devices.device
     model.model.to(device=device, dtype=devices.dtype_unet)
     text_encoders_of(model).to(device=device, dtype=devices.dtype_unet)
     model.first_stage_model.to(device=device, dtype=devices.dtype_vae)
@@ -405,6 +426,8 @@ def place_model(model):
         setattr(model, name, getattr(model, name).to(device=device, dtype=torch.float32))
     model.alphas_cumprod_original = model.alphas_cumprod
     model.model.diffusion_model.dtype = devices.dtype_unet
+    if shared.cmd_opts.opt_channelslast:
+        model.to(memory_format=torch.channels_last)
     model.eval()
     model.requires_grad_(False)
 
@@ -469,6 +492,7 @@ def unload_model_weights(sd_model=None, info=None):
         _undo_hijack(model)
         if model in loaded_sd_models:
             loaded_sd_models.remove(model)
+    lowvram.send_everything_to_cpu()  # forget the old model's visiting part
     if model is shared.sd_model:
         shared.sd_model = None
     gc.collect()
@@ -485,7 +509,9 @@ def _put_current_model_aside():
     if shared.opts.sd_checkpoints_limit > 1 and current in loaded_sd_models:
         _undo_hijack(current)
         if shared.opts.sd_checkpoints_keep_in_cpu and devices.device.type != "cpu":
-            current.to(devices.cpu)
+            lowvram.send_everything_to_cpu()
+            if not current.lowvram:
+                current.to(devices.cpu)
         shared.sd_model = None
     else:
         unload_model_weights(current)
@@ -501,8 +527,8 @@ def _make_current(model, checkpoint_info):
     if model in loaded_sd_models:
         loaded_sd_models.remove(model)
     loaded_sd_models.insert(0, model)
-    if model.device != devices.device:
-        place_model(model)
+    if not model.lowvram and model.device != devices.device:
+        place_model(model)  # a kept model put aside in RAM (a memory mode moves its parts itself)
     sd_vae.restore_state_of(model)
     shared.sd_model = model
     shared.opts.data["sd_model_checkpoint"] = checkpoint_info.title
@@ -513,6 +539,9 @@ def _make_current(model, checkpoint_info):
 def load_model(checkpoint_info=None, already_loaded_state_dict=None):
     """Load a checkpoint as shared.sd_model (taken from the models kept in memory when it is one of them). With no
     checkpoint available, prints where to put one and returns None."""
+    from modules.distributed import cluster
+    if cluster.requested(shared.cmd_opts):
+        return None  # a front of Ray workers holds no model: each worker loads what its jobs ask for
     checkpoint_info = checkpoint_info or select_checkpoint()
     if checkpoint_info is None:
         print(no_checkpoint_message(), file=sys.stderr)
@@ -534,14 +563,18 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
             unload_model_weights(kept)
         _put_current_model_aside()
         _make_room(shared.opts.sd_checkpoints_limit)
+        devices.refresh_precision(shared.cmd_opts)  # the half-precision setting may have changed
         model = build_model(config)
-        load_model_weights(model, checkpoint_info, state_dict)
+        load_model_weights(model, checkpoint_info, state_dict, device=_load_device(model, state_dict))
         del state_dict
 
         if not sd_vae.vae_dict:
             sd_vae.refresh_vae_list()
         vae_file, vae_source = sd_vae.resolve_vae(filename)
         sd_vae.load_vae(model, vae_file, vae_source)
+        lowvram.apply(model)
+        if shared.cmd_opts.compile:
+            torch_compile.apply(model)
         _make_current(model, checkpoint_info)
     print(f"Model loaded: {checkpoint_info.title} ({model.model_config.label})")
     return model
@@ -566,3 +599,39 @@ def model_data_get_sd_model():
         except Exception:
             errors.report("Failed to load the Stable Diffusion model", exc_info=True)
     return shared.sd_model
+
+
+def model_hash(filename):
+    """A1111's old 8-digit checkpoint hash: sha256 of the 64 KiB at offset 1 MiB ("NOFILE" if there is no file)."""
+    import hashlib
+    try:
+        with open(filename, "rb") as file:
+            file.seek(0x100000)
+            return hashlib.sha256(file.read(0x10000)).hexdigest()[0:8]
+    except FileNotFoundError:
+        return "NOFILE"
+
+
+class SdModelData:
+    """A1111's holder of the loaded model (`sd_models.model_data`): extensions read `.sd_model`/`get_sd_model()`."""
+
+    @property
+    def sd_model(self):
+        return shared.sd_model
+
+    @sd_model.setter
+    def sd_model(self, value):
+        shared.sd_model = value
+
+    @property
+    def loaded_sd_models(self):
+        return [shared.sd_model] if shared.sd_model is not None else []
+
+    def get_sd_model(self):
+        return model_data_get_sd_model()
+
+    def set_sd_model(self, value, already_loaded=False):
+        shared.sd_model = value
+
+
+model_data = SdModelData()

@@ -1,5 +1,6 @@
 """The state that is global in A1111 is global here too, in this one place (A1111: modules.shared)."""
 import os
+import sys
 
 from modules import shared_cmd_options, options, shared_options, shared_state, devices, paths_internal
 
@@ -26,7 +27,7 @@ face_restorers = []
 prompt_styles = None       # modules.styles.StyleDatabase, created at startup
 hypernetworks = {}
 loaded_hypernetworks = []
-total_tqdm = None
+total_tqdm = None          # modules.shared_total_tqdm.TotalTQDM, set below
 mem_mon = None
 demo = None                # the Gradio Blocks, once built
 interrogator = None
@@ -39,7 +40,26 @@ script_path = paths_internal.script_path
 data_path = paths_internal.data_path
 
 xformers_available = False
+parallel_processing_allowed = True  # False while --medvram/--lowvram move parts of the model (modules.lowvram)
 natural_sort_key = None
+progress_print_out = sys.stdout
+tab_names = []             # titles of the page's tabs, filled when the UI is built (ui_tab_order / hidden_tabs choices)
+
+# Hires fix "Latent" upscaler names -> torch interpolate mode and antialias.
+latent_upscale_modes = {
+    "Latent": {"mode": "bilinear", "antialias": False},
+    "Latent (antialiased)": {"mode": "bilinear", "antialias": True},
+    "Latent (bicubic)": {"mode": "bicubic", "antialias": False},
+    "Latent (bicubic antialiased)": {"mode": "bicubic", "antialias": True},
+    "Latent (nearest)": {"mode": "nearest", "antialias": False},
+    "Latent (nearest-exact)": {"mode": "nearest-exact", "antialias": False},
+}
+latent_upscale_default_mode = "Latent"
+
+
+def list_checkpoint_tiles(use_short=False):
+    from modules import shared_items
+    return shared_items.list_checkpoint_tiles(use_short)
 
 
 def reload_hypernetworks():
@@ -94,3 +114,8 @@ def html(filename):
         with open(path, encoding="utf8") as file:
             return file.read()
     return ""
+
+
+from modules import shared_total_tqdm  # noqa: E402  (it reads shared.opts/state when used)
+
+total_tqdm = shared_total_tqdm.TotalTQDM()

@@ -25,19 +25,16 @@ def extension_assets():
 def options_json():
     """(extension-compat) Every setting's current value as JSON, for A1111's page-global `opts` that extensions'
     javascript reads (tag autocomplete reads its tac_* settings there); values JSON cannot hold are left out."""
-    try:
-        from modules import shared
-        values = {}
-        for key, info in shared.opts.data_labels.items():
-            value = shared.opts.data.get(key, getattr(info, "default", None))
-            try:
-                json.dumps(value)
-            except (TypeError, ValueError):
-                continue
-            values[key] = value
-        return json.dumps(values).replace("</", "<\\/")
-    except Exception:
-        return "{}"
+    from modules import shared
+    values = {}
+    for key, info in shared.opts.data_labels.items():
+        value = shared.opts.data.get(key, getattr(info, "default", None))
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        values[key] = value
+    return json.dumps(values).replace("</", "<\\/")
 
 
 def head_html():

@@ -4,14 +4,12 @@ import html
 import gradio as gr
 
 from modules import shared
+from webui import job_runner
 
 
 def token_counter_html(text: str, steps: int = 20, styles=None, is_positive: bool = True) -> str:
-    try:
-        from modules import token_counter
-        count, max_length = token_counter.count_tokens(text or "", steps=int(steps or 20), styles=styles or [], is_positive=is_positive)
-    except Exception:
-        count, max_length = 0, 75
+    from modules import token_counter
+    count, max_length = token_counter.count_tokens(text or "", steps=int(steps or 20), styles=styles or [], is_positive=is_positive)
     return f"<span class='token-counter'>{count}/{max_length}</span>"
 
 
@@ -56,7 +54,8 @@ class Toprow:
                     self.prompt = gr.Textbox(label="Prompt", show_label=False, lines=3, elem_id=f"{tabname}_prompt",
                                              value=first_prompt(tabname),
                                              placeholder="Prompt\n(Press Ctrl+Enter to generate, Alt+Enter to skip, Esc to interrupt)")
-                    self.token_counter = gr.HTML(token_counter_html(""), elem_id=f"{tabname}_token_counter", elem_classes=["token-counter-box"])
+                    # Counted for the prompt the page opens with (the counter follows later edits).
+                    self.token_counter = gr.HTML(token_counter_html(self.prompt.value), elem_id=f"{tabname}_token_counter", elem_classes=["token-counter-box"])
                 with gr.Row():
                     self.negative_prompt = gr.Textbox(label="Negative prompt", show_label=False, lines=3, elem_id=f"{tabname}_neg_prompt",
                                                       placeholder="Negative prompt\n(Press Ctrl+Enter to generate, Alt+Enter to skip, Esc to interrupt)")
@@ -76,8 +75,14 @@ class Toprow:
                     self.style_name = gr.Textbox(label="Style name", show_label=False, placeholder="New style name", elem_id=f"{tabname}_style_name", scale=3, min_width=100)
                     self.save_style = gr.Button("💾", elem_id=f"{tabname}_style_save", size="sm", min_width=40, scale=1)
 
-        self.interrupt.click(fn=lambda: shared.state.interrupt(), inputs=[], outputs=[], concurrency_limit=None, queue=False)
-        self.skip.click(fn=lambda: shared.state.skip(), inputs=[], outputs=[], concurrency_limit=None, queue=False)
+        def interrupt(request: gr.Request):
+            job_runner.interrupt(tabname, request)
+
+        def skip(request: gr.Request):
+            job_runner.skip(tabname, request)
+
+        self.interrupt.click(fn=interrupt, inputs=[], outputs=[], concurrency_limit=None, queue=False)
+        self.skip.click(fn=skip, inputs=[], outputs=[], concurrency_limit=None, queue=False)
         self.clear_prompt.click(fn=lambda: ("", ""), inputs=[], outputs=[self.prompt, self.negative_prompt], queue=False)
         self.save_style.click(fn=save_style, inputs=[self.style_name, self.prompt, self.negative_prompt, self.styles], outputs=[self.styles, self.style_name], queue=False)
 

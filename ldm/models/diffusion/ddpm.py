@@ -76,6 +76,7 @@ class DiffusionModelBase(nn.Module):
         self.family = None          # modules.model_families.ModelFamily, set by the loader
         self.model_config = None    # modules.model_detection.ModelConfig, set by the loader
         self.lowvram = False
+        self.run_device = None  # set by --medvram/--lowvram (modules.lowvram): the GPU, while weights rest in RAM
         self.sd_checkpoint_info = None
         self.sd_model_hash = None
         self.sd_model_checkpoint = None
@@ -159,6 +160,8 @@ class DiffusionModelBase(nn.Module):
     # ---- properties extensions read --------------------------------------------------------------------------------
     @property
     def device(self):
+        if self.run_device is not None:
+            return self.run_device
         return next(self.model.diffusion_model.parameters()).device
 
     @property
