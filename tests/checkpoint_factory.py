@@ -224,3 +224,29 @@ def make_family_checkpoint(path, family_name, variant="base", heads=True, parame
         with open(os.path.splitext(str(path))[0] + ".yaml", "w", encoding="utf8") as file:
             file.write(family_yaml(config))
     return path, config
+
+
+# The real widths (random weights), for the `full_size` parity tests.
+FULL_FAMILY = {
+    "sd2": dict(unet=dict(model_channels=320, channel_mult=(1, 2, 4, 4), num_res_blocks=2, transformer_depth=[1, 1, 1, 0],
+                          heads=dict(num_heads=-1, num_head_channels=64), use_linear=True),
+                text=[dict(kind="open_clip", width=1024, layers=24, heads=16, mlp_width=4096, embed_dim=1024)]),
+    "sdxl": dict(unet=dict(model_channels=320, channel_mult=(1, 2, 4), num_res_blocks=2, transformer_depth=[0, 2, 10],
+                           heads=dict(num_heads=-1, num_head_channels=64), use_linear=True),
+                 text=[dict(kind="clip", width=768, layers=12, heads=12, mlp_width=3072),
+                       dict(kind="open_clip", width=1280, layers=32, heads=20, mlp_width=5120, embed_dim=1280)],
+                 vector_embed_dim=256),
+    "sdxl_refiner": dict(unet=dict(model_channels=384, channel_mult=(1, 2, 4, 4), num_res_blocks=2, transformer_depth=[0, 4, 4, 0],
+                                   heads=dict(num_heads=-1, num_head_channels=64), use_linear=True),
+                         text=[dict(kind="open_clip", width=1280, layers=32, heads=20, mlp_width=5120, embed_dim=1280)],
+                         vector_embed_dim=256),
+}
+FULL_VAE = dict(double_z=True, z_channels=4, resolution=256, in_channels=3, out_ch=3, ch=128, ch_mult=(1, 2, 4, 4),
+                num_res_blocks=2, attn_resolutions=[], dropout=0.0)
+
+
+def full_size_config(family_name, parameterization="eps"):
+    """The ModelConfig of the family at its real widths (SD2 768-v, SDXL base, SDXL refiner)."""
+    config = family_config(family_name, parameterization=parameterization, tiny=FULL_FAMILY[family_name])
+    config.vae = dict(ddconfig=dict(FULL_VAE), embed_dim=4)
+    return config

@@ -44,12 +44,18 @@ def tiny_model(tiny_checkpoint_path):
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked `cuda` run only where CUDA works (benchmarks/gpu_check.sh runs them on a GPU machine); tests
-    marked `ray` (minutes of Ray start-up) only when selected with `-m ray`."""
+    marked `ray` (minutes of Ray start-up) only when selected with `-m ray`, tests marked `full_size` (models at
+    their real widths: tens of GB, minutes each) only with `-m full_size`."""
     if "ray" not in (config.option.markexpr or ""):
         skip_ray = pytest.mark.skip(reason="starts a Ray cluster: run with -m ray (README, Tests)")
         for item in items:
             if item.get_closest_marker("ray") is not None:
                 item.add_marker(skip_ray)
+    if "full_size" not in (config.option.markexpr or ""):
+        full_size = [item for item in items if item.get_closest_marker("full_size") is not None]
+        if full_size:
+            config.hook.pytest_deselected(items=full_size)
+            items[:] = [item for item in items if item.get_closest_marker("full_size") is None]
     cuda_items = [item for item in items if item.get_closest_marker("cuda") is not None]
     if not cuda_items:
         return
