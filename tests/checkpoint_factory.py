@@ -250,3 +250,21 @@ def full_size_config(family_name, parameterization="eps"):
     config = family_config(family_name, parameterization=parameterization, tiny=FULL_FAMILY[family_name])
     config.vae = dict(ddconfig=dict(FULL_VAE), embed_dim=4)
     return config
+
+
+def full_size_state_dict(family_name, seed=0, dtype=torch.float16):
+    """A random-weight checkpoint dict of the family at its real widths, built directly in `dtype` (an SDXL base in
+    fp16 is 6.9 GB: no fp32 copy is ever made). For load benchmarks; take the big-memory lock around it."""
+    config = full_size_config(family_name)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        model = build_random_family_model(config, seed=seed)
+    finally:
+        torch.set_default_dtype(default)
+    return model_state_dict(model, dtype=dtype, with_schedule=not config.family.is_sdxl)
+
+
+def sdxl_state_dict(seed=0, dtype=torch.float16):
+    """SDXL base at full widths, random weights (benchmarks/random_checkpoints.py)."""
+    return full_size_state_dict("sdxl", seed=seed, dtype=dtype)

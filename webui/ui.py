@@ -56,6 +56,8 @@ def _extension_tabs():
 
 def create_ui():
     ctx = UiContext()
+    # Extensions' settings are registered before their tabs are built, as A1111 does (a tab may read its settings).
+    script_callbacks.ui_settings_callback()
     extension_tabs = _extension_tabs()
     shared.tab_names[:] = [title for _, title, _ in BUILTIN_TABS] + [str(item[1]) for item in extension_tabs if len(item) > 1] \
         + [title for _, title, _ in TRAILING_TABS]
