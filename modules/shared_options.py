@@ -190,7 +190,16 @@ options_templates.update(options_section(("compatibility", "Compatibility", "sd"
 }))
 
 options_templates.update(options_section(("extra_networks", "Extra Networks", "sd"), {
+    "extra_networks_show_hidden_directories": OptionInfo(True, "Show hidden directories").info('directory is hidden if its name starts with "."'),
+    "extra_networks_hidden_models": OptionInfo("When searched", "Show cards for models in hidden directories", "Radio", {"choices": ["Always", "When searched", "Never"]}).info('"When searched" option will only show the item when the search string has 4 characters or more'),
     "extra_networks_default_multiplier": OptionInfo(1.0, "Default multiplier for extra networks", "Slider", _slider(0.0, 2.0, 0.01)),
+    "extra_networks_card_width": OptionInfo(0, "Card width for Extra Networks").info("in pixels"),
+    "extra_networks_card_height": OptionInfo(0, "Card height for Extra Networks").info("in pixels"),
+    "extra_networks_card_show_desc": OptionInfo(True, "Show description on card"),
+    "extra_networks_card_order_field": OptionInfo("Path", "Default order field for Extra Networks cards", "Dropdown", {"choices": ["Path", "Name", "Date Created", "Date Modified"]}).needs_reload_ui(),
+    "extra_networks_card_order": OptionInfo("Ascending", "Default order for Extra Networks cards", "Dropdown", {"choices": ["Ascending", "Descending"]}).needs_reload_ui(),
+    "extra_networks_add_text_separator": OptionInfo(" ", "Extra networks separator").info("extra text to add before <...> when adding extra network to prompt"),
+    "ui_extra_networks_tab_reorder": OptionInfo("", "Extra networks tab order").needs_reload_ui(),
     "textual_inversion_print_at_load": OptionInfo(False, "Print a list of Textual Inversion embeddings when loading model"),
     "textual_inversion_add_hashes_to_infotext": OptionInfo(True, "Add Textual Inversion hashes to infotext"),
     "sd_hypernetwork": OptionInfo("None", "Add hypernetwork to prompt", "Dropdown", lambda: {"choices": shared_items.hypernetwork_names()}),

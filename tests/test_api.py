@@ -33,7 +33,9 @@ PROBE_EXTENSION = {
                 return scripts.AlwaysVisible
 
             def ui(self, is_img2img):
-                return [gr.Checkbox(False, label="Enabled"), gr.Textbox("default", label="Word")]
+                enabled, word = gr.Checkbox(False, label="Enabled"), gr.Textbox("default", label="Word")
+                self.infotext_fields = [(enabled, lambda d: "API probe" in d), (word, "API probe")]
+                return [enabled, word]
 
             def process(self, p, enabled, word):
                 if enabled:
@@ -310,11 +312,13 @@ def test_alwayson_scripts_drive_an_extension(server):
 
 
 def test_infotext_fills_the_fields_not_given(server):
-    infotext = "a blue square\nNegative prompt: red\nSteps: 4, Sampler: Euler, CFG scale: 5, Seed: 77, Size: 64x64, Clip skip: 2"
+    infotext = ("a blue square\nNegative prompt: red\nSteps: 4, Sampler: Euler, CFG scale: 5, Seed: 77, Size: 64x64, "
+                "Clip skip: 2, API probe: pasted")
     info = info_of(post(server, "/sdapi/v1/txt2img", {"infotext": infotext, "cfg_scale": 6}))
     assert (info["prompt"], info["negative_prompt"], info["seed"], info["steps"]) == ("a blue square", "red", 77, 4)
     assert info["sampler_name"] == "Euler" and info["cfg_scale"] == 6  # a field the request sets wins
     assert "Clip skip: 2" in info["infotexts"][0]
+    assert "API probe: pasted" in info["infotexts"][0]  # an extension's args the infotext mentions
     assert get(server, "/sdapi/v1/options").json()["CLIP_stop_at_last_layers"] == 1
 
 
@@ -322,7 +326,7 @@ def test_force_task_id_reports_progress_for_that_task(server):
     task_id = "task(api-test-progress)"
     seen = []
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        future = pool.submit(txt2img, server, seed=5, steps=40, force_task_id=task_id)
+        future = pool.submit(txt2img, server, seed=5, steps=300, force_task_id=task_id)
         deadline = time.monotonic() + 300
         while not future.done() and time.monotonic() < deadline:
             progress = post(server, "/internal/progress", {"id_task": task_id, "id_live_preview": -1}).json()
@@ -331,10 +335,12 @@ def test_force_task_id_reports_progress_for_that_task(server):
                 break
             time.sleep(0.1)
         running = get(server, "/sdapi/v1/progress").json()
+        post(server, "/sdapi/v1/interrupt")
         future.result()
     active = [p for p in seen if p["active"]]
     assert active and 0 <= active[-1]["progress"] <= 1 and active[-1]["live_preview"].startswith("data:image/png;base64,")
-    assert running["current_task"] in (task_id, None)
+    assert running["current_task"] == task_id and 0 < running["progress"] < 1 and running["eta_relative"] > 0
+    assert running["state"]["sampling_steps"] == 300 and image_from_b64(running["current_image"]).size == (64, 64)
     done = post(server, "/internal/progress", {"id_task": task_id}).json()
     assert done["completed"] and not done["active"]
 
