@@ -470,7 +470,7 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         shared.opts.data["sd_model_checkpoint"] = checkpoint_info.title
         _call_hijack(model)
         _fire_model_loaded(model)
-        loaded_models.use(model)  # a model beyond the limit is forgotten (and freed)
+        loaded_models.use(model)  # a model beyond the limit is forgotten
     print(f"Model loaded: {checkpoint_info.title}")
     return model
 
