@@ -13,7 +13,7 @@ import threading
 
 import torch
 
-from modules import devices, errors, fp8_weights, hashes, loaded_models, lowvram, memory_placement, model_detection, paths, shared, torch_compile, weight_loading
+from modules import devices, errors, fp8_weights, hashes, loaded_models, lowvram, memory_placement, model_detection, paths, sd_vae_tiled, shared, torch_compile, weight_loading
 from modules.cache import cached_data_for_file
 
 model_dir = "Stable-diffusion"
@@ -463,6 +463,7 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         vae_file, vae_source = sd_vae.resolve_vae(filename)
         sd_vae.load_vae(model, vae_file, vae_source)
         lowvram.apply(model)
+        sd_vae_tiled.install(model.first_stage_model)
         if shared.cmd_opts.compile:
             torch_compile.apply(model)
 
