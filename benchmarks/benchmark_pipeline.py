@@ -1,7 +1,7 @@
 """Full txt2img, ours against diffusers', on the same weights, scheduler family, sizes and steps, in one process.
 
     venv/bin/python benchmarks/benchmark_pipeline.py                              # CUDA if present, else the CPU
-    venv/bin/python benchmarks/benchmark_pipeline.py --device cuda --compile --memory-modes
+    venv/bin/python benchmarks/benchmark_pipeline.py --device cuda --compile --memory-modes sdxl
     flock /tmp/sdwebui-bigmem.lock venv/bin/python benchmarks/benchmark_pipeline.py --device cpu --models demo,sd15
 
 Models: `demo` (the shipped demo checkpoint), `sd15` (SD1.5 widths, random weights) and `sdxl` (SDXL widths, random
@@ -227,7 +227,7 @@ def set_memory_flags(medvram=False, lowvram=False, compile_=False):
     shared.cmd_opts.medvram, shared.cmd_opts.lowvram, shared.cmd_opts.compile = medvram, lowvram, compile_
 
 
-def bench_model(name, device, steps, warmup, repeats, with_compile, memory_modes):
+def bench_model(name, device, steps, warmup, repeats, with_compile=False, memory_modes=False):
     from modules import devices
     side = SIDES[name][0 if device.type == "cuda" else 1]
     path = DEMO_FILE if name == "demo" else random_checkpoint(name)
@@ -280,6 +280,10 @@ def print_table(device, results):
                   f"| {r['first']:.2f} | {r['s_per_image']:.3f} | {r['its']:.2f} | {r['peak'] / GIB:.2f} GiB | {ratio} |")
 
 
+def wanted(models_option, name):
+    return models_option == "all" or name in models_option.split(",")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -287,8 +291,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: 20 on CUDA; fewer on the CPU for the big models)")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--compile", action="store_true", help="also time ours with --compile")
-    parser.add_argument("--memory-modes", action="store_true", help="also time ours with --medvram and --lowvram (CUDA)")
+    parser.add_argument("--compile", nargs="?", const="all", default="", metavar="MODELS",
+                        help="also time ours with --compile (for all models, or the comma-separated ones named)")
+    parser.add_argument("--memory-modes", nargs="?", const="all", default="", metavar="MODELS",
+                        help="also time ours with --medvram and --lowvram, CUDA only (all models, or those named)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -306,7 +312,8 @@ def main(argv=None):
     for name in models:
         steps = args.steps or (20 if on_gpu else CPU_STEPS[name])
         try:
-            results.append(bench_model(name, device, steps, warmup, repeats, args.compile, args.memory_modes))
+            results.append(bench_model(name, device, steps, warmup, repeats, wanted(args.compile, name),
+                                       wanted(args.memory_modes, name)))
         except NotImplementedError as e:
             results.append(dict(model=name, error=str(e)))
         gc.collect()
