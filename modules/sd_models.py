@@ -16,8 +16,9 @@ import torch
 
 from ldm.modules.encoders.modules import restore_non_persistent_buffers
 from modules import (
-    devices, errors, fp8_weights, hashes, lowvram, memory_placement, model_builder, model_config_yaml, model_detection,
-    model_families, paths, safe, script_callbacks, sd_hijack, sd_vae, shared, torch_compile, weight_loading,
+    devices, errors, fp8_weights, hashes, loaded_models, lowvram, memory_placement, model_builder, model_config_yaml,
+    model_detection, model_families, paths, safe, script_callbacks, sd_hijack, sd_vae, sd_vae_tiled, shared,
+    torch_compile, weight_loading,
 )
 from modules.cache import cached_data_for_file
 
@@ -482,63 +483,21 @@ def _fire_model_loaded(model):
         errors.report("Error in model_loaded callbacks", exc_info=True)
 
 
-loaded_sd_models = []  # models kept in memory, most recently used first (at most the sd_checkpoints_limit setting)
-
-
 def unload_model_weights(sd_model=None, info=None):
     """Drop the loaded model (and its memory)."""
     model = sd_model or shared.sd_model
     if model is not None:
         _undo_hijack(model)
-        if model in loaded_sd_models:
-            loaded_sd_models.remove(model)
+        loaded_models.forget(model)
     lowvram.send_everything_to_cpu()  # forget the old model's visiting part
-    if model is shared.sd_model:
-        shared.sd_model = None
+    shared.sd_model = None
     gc.collect()
     devices.torch_gc()
     return None
 
 
-def _put_current_model_aside():
-    """Before another checkpoint becomes current: keep this one loaded when "Maximum number of checkpoints loaded at
-    the same time" allows more than one (on the CPU when "Only keep one model on device" is set), else unload it."""
-    current = shared.sd_model
-    if current is None:
-        return
-    if shared.opts.sd_checkpoints_limit > 1 and current in loaded_sd_models:
-        _undo_hijack(current)
-        if shared.opts.sd_checkpoints_keep_in_cpu and devices.device.type != "cpu":
-            lowvram.send_everything_to_cpu()
-            if not current.lowvram:
-                current.to(devices.cpu)
-        shared.sd_model = None
-    else:
-        unload_model_weights(current)
-
-
-def _make_room(limit):
-    """Unload the least recently used kept models so that one more fits under the limit."""
-    while len(loaded_sd_models) >= max(1, limit):
-        unload_model_weights(loaded_sd_models[-1])
-
-
-def _make_current(model, checkpoint_info):
-    if model in loaded_sd_models:
-        loaded_sd_models.remove(model)
-    loaded_sd_models.insert(0, model)
-    if not model.lowvram and model.device != devices.device:
-        place_model(model)  # a kept model put aside in RAM (a memory mode moves its parts itself)
-    sd_vae.restore_state_of(model)
-    shared.sd_model = model
-    shared.opts.data["sd_model_checkpoint"] = checkpoint_info.title
-    _call_hijack(model)
-    _fire_model_loaded(model)
-
-
 def load_model(checkpoint_info=None, already_loaded_state_dict=None):
-    """Load a checkpoint as shared.sd_model (taken from the models kept in memory when it is one of them). With no
-    checkpoint available, prints where to put one and returns None."""
+    """Load a checkpoint as shared.sd_model. With no checkpoint available, prints where to put one and returns None."""
     from modules.distributed import cluster
     if cluster.requested(shared.cmd_opts):
         return None  # a front of Ray workers holds no model: each worker loads what its jobs ask for
@@ -549,20 +508,14 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
     filename = checkpoint_info.filename
 
     with load_lock:
-        kept = next((m for m in loaded_sd_models if m.sd_model_checkpoint == filename), None)
-        if kept is not None and kept is not shared.sd_model and already_loaded_state_dict is None and shared.opts.sd_checkpoints_limit > 1:
-            _put_current_model_aside()
-            _make_current(kept, kept.sd_checkpoint_info)
-            print(f"Model {checkpoint_info.title} taken from the models kept in memory")
-            return kept
-
         # read and recognise the file first: a bad file leaves the current model loaded
         state_dict = already_loaded_state_dict if already_loaded_state_dict is not None else read_state_dict(filename)
         config = detect_model_config(state_dict, checkpoint_info)
-        if kept is not None:
-            unload_model_weights(kept)
-        _put_current_model_aside()
-        _make_room(shared.opts.sd_checkpoints_limit)
+        if shared.sd_model is not None:
+            if loaded_models.keeps_previous():
+                _set_aside(shared.sd_model)
+            else:
+                unload_model_weights(shared.sd_model)
         devices.refresh_precision(shared.cmd_opts)  # the half-precision setting may have changed
         model = build_model(config)
         load_model_weights(model, checkpoint_info, state_dict, device=_load_device(model, state_dict))
@@ -573,10 +526,38 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         vae_file, vae_source = sd_vae.resolve_vae(filename)
         sd_vae.load_vae(model, vae_file, vae_source)
         lowvram.apply(model)
+        sd_vae_tiled.install(model.first_stage_model)
         if shared.cmd_opts.compile:
             torch_compile.apply(model)
-        _make_current(model, checkpoint_info)
+
+        shared.sd_model = model
+        shared.opts.data["sd_model_checkpoint"] = checkpoint_info.title
+        _call_hijack(model)
+        _fire_model_loaded(model)
+        loaded_models.use(model)  # a model beyond the limit is forgotten
     print(f"Model loaded: {checkpoint_info.title} ({model.model_config.label})")
+    return model
+
+
+def _set_aside(model):
+    """The model in use stops being it but stays loaded (sd_checkpoints_limit > 1), resting in RAM."""
+    _undo_hijack(model)
+    loaded_models.rest(model)
+    shared.sd_model = None
+
+
+def _switch_to(model):
+    """Make a kept model the one in use again: moved back, no file read."""
+    with load_lock:
+        if shared.sd_model is not None:
+            _set_aside(shared.sd_model)
+        loaded_models.resume(model)
+        shared.sd_model = model
+        shared.opts.data["sd_model_checkpoint"] = model.sd_checkpoint_info.title
+        sd_vae.resume_model(model)
+        _call_hijack(model)
+        _fire_model_loaded(model)
+    print(f"Model loaded: {model.sd_checkpoint_info.title} (kept in memory)")
     return model
 
 
@@ -588,7 +569,10 @@ def reload_model_weights(sd_model=None, info=None, forced_reload=False):
         return current
     if current is not None and not forced_reload and current.sd_model_checkpoint == checkpoint_info.filename:
         return current
-    return load_model(checkpoint_info, already_loaded_state_dict=read_state_dict(checkpoint_info.filename) if forced_reload else None)
+    kept = loaded_models.find(checkpoint_info)
+    if kept is not None and not forced_reload:
+        return _switch_to(kept)
+    return load_model(checkpoint_info)
 
 
 def model_data_get_sd_model():
@@ -625,7 +609,7 @@ class SdModelData:
 
     @property
     def loaded_sd_models(self):
-        return [shared.sd_model] if shared.sd_model is not None else []
+        return loaded_models.loaded
 
     def get_sd_model(self):
         return model_data_get_sd_model()
