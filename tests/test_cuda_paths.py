@@ -166,7 +166,7 @@ def test_a_vae_that_overflows_fp16_is_retried_in_fp32(monkeypatch, capsys):
             decoder.mid.block_1.conv1.weight.mul_(1e5)
         image = txt2img(model, steps=4).images[0]
         assert model.first_stage_model.dtype == torch.float32
-    assert "convert VAE into 32-bit float and retry" in capsys.readouterr().out
+    assert "convert VAE into 32-bit float and retry" in capsys.readouterr().err
     assert not np.isnan(pixels(image)).any()
 
 
