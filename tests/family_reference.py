@@ -104,7 +104,10 @@ def transformers_text_model(te, state_dict):
     config = _clip_text_config(te, with_projection=True)
     with torch.device("meta"):
         shell = CLIPTextModelWithProjection(config)
-    weights = convert_open_clip_checkpoint(shell, state_dict, prefix=te.prefix + "model.")
+    # (under a neutral prefix: diffusers leaves SD2's last block out by key name, its pipeline never runs it)
+    source = te.prefix + "model."
+    renamed = {"reference.model." + k[len(source):]: v for k, v in state_dict.items() if k.startswith(source)}
+    weights = convert_open_clip_checkpoint(shell, renamed, prefix="reference.model.")
     # (diffusers leaves SD2's projection out: its pipeline never uses it)
     weights.setdefault("text_projection.weight", state_dict[te.prefix + "model.text_projection"].T.contiguous())
     return meta_build_and_assign(CLIPTextModelWithProjection, config, weights)
