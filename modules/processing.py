@@ -609,6 +609,9 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
                 x_samples = torch.clamp((x_samples + 1.0) / 2.0, min=0.0, max=1.0)
             del samples
 
+            # the batch's prompts again with their <lora:...> tags, which the infotext keeps
+            p.prompts = p.all_prompts[n * p.batch_size:(n + 1) * p.batch_size]
+            p.negative_prompts = p.all_negative_prompts[n * p.batch_size:(n + 1) * p.batch_size]
             if p.scripts is not None:
                 p.scripts.postprocess_batch(p, x_samples, batch_number=n)
                 from modules import scripts

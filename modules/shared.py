@@ -43,7 +43,11 @@ natural_sort_key = None
 
 
 def reload_hypernetworks():
-    pass
+    """Rescan --hypernetwork-dir into `hypernetworks` ({name: path}), in place."""
+    from modules.hypernetworks import hypernetwork
+    found = hypernetwork.list_hypernetworks(cmd_opts.hypernetwork_dir)
+    hypernetworks.clear()
+    hypernetworks.update(found)
 
 
 def walk_files(path, allowed_extensions=None):
