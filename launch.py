@@ -18,6 +18,10 @@ INSTALL_MARKER = ".sd-webui-installed"
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from modules.cpu_threading import prefer_passive_omp_wait  # noqa: E402  (before anything imports torch)
+
+prefer_passive_omp_wait()
+
 
 def in_virtualenv() -> bool:
     return sys.prefix != getattr(sys, "base_prefix", sys.prefix) or bool(os.environ.get("CONDA_PREFIX"))

@@ -111,3 +111,9 @@ parser.add_argument("--gradio-debug", action="store_true", help="launch gradio w
 parser.add_argument("--skip-load-model-at-start", action="store_true", help="if load a model at web start, only take effect when --nowebui")
 parser.add_argument("--unix-filenames-sanitization", action="store_true", help="allow any symbols except '/' in filenames.")
 parser.add_argument("--disable-console-progressbars", action="store_true", help="do not output progressbars to console", default=False)
+
+# many workers behind one front (modules/distributed/; needs `pip install ".[ray]"`)
+parser.add_argument("--workers", type=str, choices=["ray"], default=None, help="run jobs on Ray workers, each holding its own engine: one per GPU, or --ray-workers N CPU workers; the web UI and API become their front")
+parser.add_argument("--ray-workers", type=int, default=None, help="with --workers ray or --ray-address: start N CPU workers instead of one per GPU")
+parser.add_argument("--ray-address", type=str, default=None, help="join the Ray cluster at this address (e.g. 10.0.0.5:6379) and run jobs on workers there; implies --workers ray")
+parser.add_argument("--ray-object-store-mb", type=int, default=256, help="object store size of a local Ray cluster started by --workers ray, in MB")

@@ -177,6 +177,11 @@ def _atomic_save(image, info, filename_without_extension, extension, pnginfo, pn
     return filename
 
 
+# None: save_image writes the file here. A Ray worker sets a function that records the call instead, for the front to
+# save the image in its own folders (modules/distributed/captured_saves.py).
+save_image_redirect = None
+
+
 def save_image(image, path, basename, seed=None, prompt=None, extension="png", info=None, short_filename=False,
                no_prompt=False, grid=False, pnginfo_section_name="parameters", p=None, existing_info=None,
                forced_filename=None, suffix="", save_to_dirs=None):
@@ -188,6 +193,11 @@ def save_image(image, path, basename, seed=None, prompt=None, extension="png", i
     """
     if image is None:
         raise ValueError("save_image: no image given")
+    if save_image_redirect is not None:
+        return save_image_redirect(image, path, basename, seed=seed, prompt=prompt, extension=extension, info=info,
+                                   short_filename=short_filename, no_prompt=no_prompt, grid=grid,
+                                   pnginfo_section_name=pnginfo_section_name, p=p, existing_info=existing_info,
+                                   forced_filename=forced_filename, suffix=suffix, save_to_dirs=save_to_dirs)
     namegen = FilenameGenerator(p, seed, prompt, image, basename=basename)
     extension = (extension or "png").lstrip(".")
 

@@ -87,11 +87,22 @@ def load_model():
     sd_models.load_model()
 
 
+def start_workers():
+    """With --workers ray / --ray-address the workers load the models; this process is their front."""
+    from modules.distributed import front
+    front.start()
+
+
 model_loading_thread = None
 
 
-def initialize(load_model_in_background=True):
+def initialize(load_model_in_background=True, settings=None):
+    """`settings`: options that override the settings file (a Ray worker starts with its front's settings)."""
+    from modules.distributed import cluster
+    if cluster.requested(shared.cmd_opts):
+        cluster.import_ray()  # a missing Ray stops the start here, not at the first job
     _step("settings", load_settings)
+    shared.opts.data.update(settings or {})
     _step("extensions", list_extensions)
     _step("models", list_models)
     _step("styles", load_styles)
@@ -101,11 +112,12 @@ def initialize(load_model_in_background=True):
     global model_loading_thread
     if shared.cmd_opts.ui_debug_mode:
         return
+    name, load = ("workers", start_workers) if cluster.requested(shared.cmd_opts) else ("model", load_model)
     if load_model_in_background:
-        model_loading_thread = threading.Thread(target=lambda: _step("model", load_model), daemon=True)
+        model_loading_thread = threading.Thread(target=lambda: _step(name, load), daemon=True)
         model_loading_thread.start()
     else:
-        _step("model", load_model)
+        _step(name, load)
 
 
 def wait_for_model(timeout=None):

@@ -15,6 +15,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from modules.cpu_threading import prefer_passive_omp_wait  # noqa: E402  (before the tests import torch)
+
+prefer_passive_omp_wait()
+
 
 import pytest  # noqa: E402
 
@@ -36,3 +40,22 @@ def tiny_model(tiny_checkpoint_path):
     if shared.sd_model is None or info is None or info.filename != tiny_checkpoint_path:
         sd_models.load_model(sd_models.CheckpointInfo(tiny_checkpoint_path))
     return shared.sd_model
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` run only where CUDA works (benchmarks/gpu_check.sh runs them on a GPU machine); tests
+    marked `ray` (minutes of Ray start-up) only when selected with `-m ray`."""
+    if "ray" not in (config.option.markexpr or ""):
+        skip_ray = pytest.mark.skip(reason="starts a Ray cluster: run with -m ray (README, Tests)")
+        for item in items:
+            if item.get_closest_marker("ray") is not None:
+                item.add_marker(skip_ray)
+    cuda_items = [item for item in items if item.get_closest_marker("cuda") is not None]
+    if not cuda_items:
+        return
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (run benchmarks/gpu_check.sh on a GPU machine)")
+    for item in cuda_items:
+        item.add_marker(skip)

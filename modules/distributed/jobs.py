@@ -1,0 +1,25 @@
+"""What travels between the front and a worker: a job (plain, picklable) and its result."""
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Job:
+    task_id: str
+    kind: str                      # an engine entry point: "txt2img", "img2img"
+    request: dict                  # the entry point's arguments, as the single-process queue passes them
+    client: str = ""               # jobs of one client start in the order they were queued
+    checkpoint: str = None         # name of the checkpoint the job needs (routing prefers a worker that has it)
+    settings: dict = None          # the front's settings (opts.data) at queue time
+    script_layout: dict = None     # the front's script argument positions (script_layout.layout_of_runners)
+    queued_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class JobResult:
+    task_id: str
+    value: object                  # what the entry point returned (a Processed)
+    saved_images: list             # captured_saves.SavedImage records, saved by the front
+    checkpoint: str = None         # the checkpoint the worker had loaded when the job ended
+    seconds: float = 0.0           # time the job took on the worker
+    worker: str = None
