@@ -20,27 +20,28 @@ def as_matrix(t):
 class NetworkModuleGLora(network.NetworkModule):
     def __init__(self, net: network.Network, weights: network.NetworkWeights):
         super().__init__(net, weights)
-        a1, a2 = weights.w["a1.weight"], weights.w["a2.weight"]
-        b1, b2 = weights.w["b1.weight"], weights.w["b2.weight"]
-        in_dim = self.shape[1]
-        # A maps W's input features to the rank and back ([in, r] then [r, in]); B is up [out, r] @ down [r, in(, k, k)].
-        # Whichever of the pair ends in the input width is the second (A) or the down (B) factor.
-        self.a_in, self.a_out = (a1, a2) if a2.shape[1] == in_dim else (a2, a1)
-        self.b_up, self.b_down = (b1, b2) if b2.shape[1] == in_dim else (b2, b1)
+        # A1111's attribute names (extensions such as lora-block-weight scale them): w1a/w2a = a1/a2, w1b/w2b = b1/b2
+        self.w1a = weights.w["a1.weight"]
+        self.w2a = weights.w["a2.weight"]
+        self.w1b = weights.w["b1.weight"]
+        self.w2b = weights.w["b2.weight"]
         self.bm = weights.w.get("bm.weight")
-        self.dim = as_matrix(self.a_in).shape[1]
+        self.dim = min(as_matrix(self.w1a).shape)
 
     def calc_updown(self, orig_weight):
         def cast(t):
-            return t.to(orig_weight.device, dtype=orig_weight.dtype)
+            return as_matrix(t.to(orig_weight.device, dtype=orig_weight.dtype))
 
-        b_up, b_down = as_matrix(cast(self.b_up)), as_matrix(cast(self.b_down))
+        in_dim = orig_weight.shape[1]
+        # A maps W's input features to the rank and back ([in, r] then [r, in]); B is up [out, r] @ down [r, in(·k·k)].
+        # Whichever of each pair ends in the input width is the second (A) or the down (B) factor.
+        a_in, a_out = (self.w1a, self.w2a) if self.w2a.shape[1] == in_dim else (self.w2a, self.w1a)
+        b_up, b_down = (self.w1b, self.w2b) if self.w2b.shape[1] == in_dim else (self.w2b, self.w1b)
         if self.bm is not None:
-            wb = torch.einsum("m n ..., i m, n j -> i j ...", cast(self.bm), b_up, b_down)
+            wb = torch.einsum("m n ..., i m, n j -> i j ...", self.bm.to(orig_weight.device, dtype=orig_weight.dtype), cast(b_up), cast(b_down))
         else:
-            wb = (b_up @ b_down).reshape(orig_weight.shape)
-        a_in, a_out = as_matrix(cast(self.a_in)), as_matrix(cast(self.a_out))
-        wa = torch.einsum("o i ..., i j -> o j ...", orig_weight, a_in)
-        wa = torch.einsum("o i ..., i j -> o j ...", wa, a_out)
+            wb = cast(b_up) @ cast(b_down)
+        wa = torch.einsum("o i ..., i j -> o j ...", orig_weight, cast(a_in))
+        wa = torch.einsum("o i ..., i j -> o j ...", wa, cast(a_out))
         updown = wb.reshape(orig_weight.shape) + wa
         return self.finalize_updown(updown, orig_weight, list(orig_weight.shape))

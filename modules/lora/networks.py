@@ -98,13 +98,15 @@ def read_network_file(filename):
 # ---- loading and binding to the model --------------------------------------------------------------------------
 
 def group_weights(state_dict):
-    """{layer key (kohya form): {weight part: tensor}} and the keys that name no layer format we know."""
+    """{layer key (kohya form): {weight part: tensor in devices.dtype}} and the keys in no format we know."""
     groups, unknown = {}, []
     for key, tensor in state_dict.items():
         layer_key, part = layer_names.split_network_key(key)
         if layer_key is None:
             unknown.append(key)
             continue
+        if tensor.is_floating_point():
+            tensor = tensor.to(devices.dtype)  # as A1111: modules' up/down layers run in the compute dtype
         groups.setdefault(layer_key, {})[part] = tensor
     return groups, unknown
 
@@ -251,7 +253,7 @@ def sync_model(sd_model):
     for net in loaded_networks:
         bind_network(net, sd_model)
     weight_patching.install_sync_hooks(sd_model, [part.root for part in tables.parts], sync_model)
-    weight_patching.sync_layers(sd_model, tables.layers, loaded_networks, signature, report_error)
+    weight_patching.sync_layers(sd_model, tables.layers, loaded_networks, signature, network_apply_weights)
 
 
 # ---- A1111's per-layer entry points, for extensions that drive layers themselves ---------------------------------

@@ -181,8 +181,9 @@ def install_sync_hooks(sd_model, roots, sync):
     state.hook_handles = [root.register_forward_pre_hook(pre_hook) for root in roots]
 
 
-def sync_layers(sd_model, layer_mapping, nets, signature, report_error):
-    """Patch/restore the model's layers to hold `nets`; layers untouched by `nets` and unpatched are not visited."""
+def sync_layers(sd_model, layer_mapping, nets, signature, apply_layer):
+    """Patch/restore the model's layers to hold `nets` with apply_layer(layer) (networks.network_apply_weights, so an
+    extension replacing that is obeyed); layers untouched by `nets` and unpatched are not visited."""
     state = sd_model.network_patch_state
     if state.signature == signature:
         return
@@ -196,7 +197,7 @@ def sync_layers(sd_model, layer_mapping, nets, signature, report_error):
         layer = layer_mapping.get(name)
         if layer is None:
             continue
-        apply_to_layer(layer, nets, report_error)
+        apply_layer(layer)
         if getattr(layer, "network_current_names", ()):
             state.patched_layers.add(name)
         else:
