@@ -239,3 +239,66 @@ def test_key_layouts_name_the_same_layer(model):
                      "text_encoder.text_model.encoder.layers.1.mlp.fc2.alpha"):
         layer_key, part = layer_names.split_network_key(file_key)
         assert part == "alpha" and keys[layer_key] == te_layer, file_key
+
+
+class OpenCLIPBlock(torch.nn.Module):
+    """One block of an OpenCLIP text transformer, with its original parameter names."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.ln_1 = torch.nn.LayerNorm(width)
+        self.attn = torch.nn.MultiheadAttention(width, 2)
+        self.ln_2 = torch.nn.LayerNorm(width)
+        self.mlp = torch.nn.Sequential()
+        self.mlp.add_module("c_fc", torch.nn.Linear(width, width * 2))
+        self.mlp.add_module("gelu", torch.nn.GELU())
+        self.mlp.add_module("c_proj", torch.nn.Linear(width * 2, width))
+
+
+def openclip_model(tiny_model, width=16, blocks=2):
+    """A model whose text encoder is laid out as OpenCLIP's (SD2): cond_stage_model.wrapped.model.transformer.resblocks."""
+    class Model(torch.nn.Module):
+        pass
+
+    encoder = torch.nn.Module()
+    encoder.model = torch.nn.Module()
+    encoder.model.transformer = torch.nn.Module()
+    encoder.model.transformer.resblocks = torch.nn.ModuleList(OpenCLIPBlock(width) for _ in range(blocks))
+    wrapper = torch.nn.Module()
+    wrapper.wrapped = encoder
+    model = Model()
+    model.cond_stage_model = wrapper
+    model.model = copy.deepcopy(tiny_model.model)
+    return model
+
+
+def test_openclip_text_encoder_files_patch_the_packed_qkv_and_the_mlp(model, tmp_path, monkeypatch):
+    """SD2/SDXL-bigG LoRAs name the OpenCLIP blocks with CLIP's transformers names; q/k/v land in thirds of
+    attn.in_proj_weight, fc1/fc2 in mlp.c_fc/c_proj; removing the network restores them exactly."""
+    from modules.lora import networks
+    sd2 = openclip_model(model)
+    monkeypatch.setattr(shared, "sd_model", sd2)
+    generator = torch.Generator().manual_seed(3)
+    block = sd2.cond_stage_model.wrapped.model.transformer.resblocks[1]
+    width = block.attn.embed_dim
+    original_in_proj = block.attn.in_proj_weight.detach().clone()
+    original_fc1 = block.mlp.c_fc.weight.detach().clone()
+    state_dict, expected = {}, {}
+    for part, rows in (("self_attn_q_proj", slice(0, width)), ("self_attn_v_proj", slice(2 * width, 3 * width))):
+        down, up = torch.randn(2, width, generator=generator), torch.randn(width, 2, generator=generator)
+        key = f"lora_te_text_model_encoder_layers_1_{part}"
+        state_dict.update({f"{key}.lora_down.weight": down, f"{key}.lora_up.weight": up, f"{key}.alpha": torch.tensor(1.0)})
+        expected[rows.start] = up @ down * 0.5
+    down, up = torch.randn(2, width, generator=generator), torch.randn(width * 2, 2, generator=generator)
+    state_dict.update({"lora_te_text_model_encoder_layers_1_mlp_fc1.lora_down.weight": down,
+                       "lora_te_text_model_encoder_layers_1_mlp_fc1.lora_up.weight": up})
+    net = apply_file(tmp_path, "sd2", state_dict)
+    assert not net.unmatched_keys
+    patched = block.attn.in_proj_weight
+    torch.testing.assert_close(patched[:width], original_in_proj[:width] + expected[0])
+    assert torch.equal(patched[width:2 * width], original_in_proj[width:2 * width])  # k untouched
+    torch.testing.assert_close(patched[2 * width:], original_in_proj[2 * width:] + expected[2 * width])
+    torch.testing.assert_close(block.mlp.c_fc.weight, original_fc1 + up @ down)
+    assert block.attn.network_layer_name == "model_transformer_resblocks_1_attn"  # A1111's name for it
+    networks.load_networks([])
+    assert torch.equal(block.attn.in_proj_weight, original_in_proj) and torch.equal(block.mlp.c_fc.weight, original_fc1)

@@ -36,6 +36,7 @@ class ModelPart:
     key_root: torch.nn.Module      # network keys are module paths under this
     key_prefixes: tuple            # ... prefixed with one of these (kohya form)
     block_names: dict = field(default_factory=dict)  # ldm block path -> diffusers block path (UNet only)
+    openclip_blocks: tuple = None  # (path, module holding `resblocks`) of an OpenCLIP text encoder
 
 
 def _class_name(module):
@@ -106,23 +107,64 @@ def diffusers_path(block_names, path):
     return None
 
 
-def _text_model_parent(module):
-    """The module whose child `text_model` is the CLIP text model: kohya's te keys are paths under it."""
-    for _, child in module.named_modules():
-        if hasattr(child, "text_model") and isinstance(child.text_model, torch.nn.Module):
-            return child
-    return None
+# OpenCLIP text encoders (SD2, SDXL's bigG) are addressed by files with CLIP's transformers names:
+# "text_model_encoder_layers_N_" + part -> resblocks.N.<OpenCLIP part>; q/k/v are thirds of attn.in_proj_weight
+OPENCLIP_PARTS = {"self_attn_out_proj": "attn.out_proj", "mlp_fc1": "mlp.c_fc", "mlp_fc2": "mlp.c_proj",
+                  "layer_norm1": "ln_1", "layer_norm2": "ln_2"}
+OPENCLIP_QKV = {"self_attn_q_proj": "_q_proj", "self_attn_k_proj": "_k_proj", "self_attn_v_proj": "_v_proj"}
+QKV_SUFFIXES = ("_q_proj", "_k_proj", "_v_proj")
+
+
+def _first(module, predicate):
+    """(path, submodule) of the first submodule (module itself included) satisfying predicate, or (None, None)."""
+    for path, child in module.named_modules():
+        if predicate(child):
+            return path, child
+    return None, None
+
+
+def text_encoder_layout(module):
+    """("clip", path, the module whose `text_model` is transformers' CLIP text model) or ("open_clip", path, the
+    module holding `resblocks`), or (None, None, None) for an embedder that is no text encoder."""
+    path, found = _first(module, lambda m: isinstance(getattr(m, "text_model", None), torch.nn.Module))
+    if found is not None:
+        return "clip", path, found
+    path, found = _first(module, lambda m: isinstance(getattr(m, "resblocks", None), torch.nn.ModuleList))
+    if found is not None:
+        return "open_clip", path, found
+    return None, None, None
+
+
+def text_encoder_roots(sd_model):
+    """(layer-name prefix, module layer names are relative to, kohya key prefixes) per text encoder, as A1111 names
+    them: SD1/SD2's `cond_stage_model.wrapped` with no prefix; SDXL's `conditioner.embedders[i].wrapped` as "i_",
+    addressed as lora_te1_/lora_te2_ in the order the text encoders come."""
+    conditioner = getattr(sd_model, "conditioner", None)
+    if conditioner is None:
+        cond = getattr(sd_model, "cond_stage_model", None)
+        if cond is not None:
+            yield "", getattr(cond, "wrapped", cond), ("lora_te_", "lora_te1_")
+        return
+    number = 0
+    for i, embedder in enumerate(conditioner.embedders):
+        root = getattr(embedder, "wrapped", embedder)
+        if text_encoder_layout(root)[0] is None:
+            continue
+        number += 1
+        yield f"{i}_", root, (f"lora_te{number}_",) + (("lora_te_",) if number == 1 else ())
 
 
 def model_parts(sd_model):
     """The text encoder(s) and the UNet of a loaded model, as ModelParts."""
     parts = []
-    cond = getattr(sd_model, "cond_stage_model", None)
-    if cond is not None:
-        wrapped = getattr(cond, "wrapped", cond)
-        key_root = _text_model_parent(wrapped)
-        if key_root is not None:
-            parts.append(ModelPart(True, key_root, wrapped, "", key_root, ("lora_te_", "lora_te1_")))
+    for layer_prefix, root, key_prefixes in text_encoder_roots(sd_model):
+        layout, path, found = text_encoder_layout(root)
+        if layout == "clip":
+            parts.append(ModelPart(True, found, root, layer_prefix, found, key_prefixes))
+        elif layout == "open_clip":
+            # A1111-style encoders run the blocks one by one: the first block is what every encoding runs
+            parts.append(ModelPart(True, found.resblocks[0], root, layer_prefix, root, key_prefixes,
+                                   openclip_blocks=(path, found)))
     unet = sd_model.model.diffusion_model
     parts.append(ModelPart(False, unet, sd_model.model, "", unet, ("lora_unet_",), diffusers_block_names(unet)))
     return parts
@@ -132,13 +174,30 @@ def underscored(path):
     return path.replace(".", "_")
 
 
-def build_layer_tables(sd_model):
-    """(layer name -> layer, network key -> layer name, the model's parts) for every patchable layer.
+class LayerTables:
+    """A model's layers by A1111 name, and which layer each network key names.
 
-    Also stamps each layer with `network_layer_name`, as A1111 does (extensions read it)."""
-    layers, keys = {}, {}
-    parts = model_parts(sd_model)
-    for part in parts:
+    layers: layer name -> patchable layer (each stamped with `network_layer_name`, which extensions read)
+    keys: network key (kohya form) -> the name a network's module for it is filed under: a layer name, or for a
+          third of a MultiheadAttention's packed q/k/v, the layer name + "_q_proj"/"_k_proj"/"_v_proj"
+    packed: those q/k/v names -> their MultiheadAttention
+    parts: the model's ModelParts
+    """
+
+    def __init__(self, sd_model):
+        self.layers, self.keys, self.packed = {}, {}, {}
+        self.parts = model_parts(sd_model)
+        for part in self.parts:
+            self._add_part(part)
+
+    def layer_for(self, name):
+        return self.layers.get(name) or self.packed.get(name)
+
+    def _add(self, part, key_path, name):
+        for prefix in part.key_prefixes:
+            self.keys.setdefault(prefix + underscored(key_path), name)
+
+    def _add_part(self, part):
         key_paths = {module: path for path, module in part.key_root.named_modules()}
         for path, module in part.layer_root.named_modules():
             if module is part.layer_root or not isinstance(module, PATCHABLE_TYPES):
@@ -147,17 +206,28 @@ def build_layer_tables(sd_model):
             if key_path is None:
                 continue
             layer_name = part.layer_prefix + underscored(path)
-            layers[layer_name] = module
+            self.layers[layer_name] = module
             module.network_layer_name = layer_name
-            names = [key_path]
+            self._add(part, key_path, layer_name)
             if part.block_names:
                 converted = diffusers_path(part.block_names, key_path)
                 if converted is not None:
-                    names.append(converted)
-            for prefix in part.key_prefixes:
-                for name in names:
-                    keys.setdefault(prefix + underscored(name), layer_name)
-    return layers, keys, parts
+                    self._add(part, converted, layer_name)
+            if isinstance(module, torch.nn.MultiheadAttention):
+                for suffix in QKV_SUFFIXES:
+                    self.packed[layer_name + suffix] = module
+                    self._add(part, key_path + suffix, layer_name + suffix)
+        if part.openclip_blocks is not None:
+            self._add_transformers_names(part)
+
+    def _add_transformers_names(self, part):
+        blocks_path, blocks = part.openclip_blocks
+        for n in range(len(blocks.resblocks)):
+            block = part.layer_prefix + underscored(f"{blocks_path}.resblocks.{n}" if blocks_path else f"resblocks.{n}")
+            for hf_part, openclip_part in OPENCLIP_PARTS.items():
+                self._add(part, f"text_model.encoder.layers.{n}.{hf_part}", f"{block}_{underscored(openclip_part)}")
+            for hf_part, suffix in OPENCLIP_QKV.items():
+                self._add(part, f"text_model.encoder.layers.{n}.{hf_part}", f"{block}_attn{suffix}")
 
 
 # PEFT/diffusers files: the first path component says which part the key is for

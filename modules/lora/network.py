@@ -124,7 +124,8 @@ class NetworkModule:
         self.is_text_encoder = not self.sd_key.startswith("diffusion_model_")
         weight = getattr(self.sd_module, "weight", None)
         if isinstance(self.sd_module, torch.nn.MultiheadAttention):
-            weight = self.sd_module.in_proj_weight
+            # a third of the packed q/k/v projection
+            weight = self.sd_module.in_proj_weight[:self.sd_module.embed_dim]
         self.shape = weight.shape if weight is not None else None
         self.ops = None
         self.extra_kwargs = {}

@@ -138,7 +138,7 @@ def bind_network(net, sd_model):
         if layer_name is None:
             net.unmatched_keys.append(key)
             continue
-        net_weights = network.NetworkWeights(network_key=key, sd_key=layer_name, w=weights, sd_module=tables.layers[layer_name])
+        net_weights = network.NetworkWeights(network_key=key, sd_key=layer_name, w=weights, sd_module=tables.layer_for(layer_name))
         try:
             module = next((m for m in (t.create_module(net, net_weights) for t in module_types) if m is not None), None)
         except (RuntimeError, ValueError, IndexError, KeyError) as e:
@@ -154,11 +154,6 @@ def bind_network(net, sd_model):
               f"(e.g. {', '.join(net.unmatched_keys[:3])})")
 
 
-class LayerTables:
-    def __init__(self, sd_model):
-        self.layers, self.keys, self.parts = layer_names.build_layer_tables(sd_model)
-
-
 def layer_tables(sd_model):
     tables = getattr(sd_model, "network_layer_tables", None)
     if tables is None:
@@ -170,7 +165,7 @@ def layer_tables(sd_model):
 def assign_network_names_to_compvis_modules(sd_model):
     """Name every layer networks may change (A1111's name: sets `network_layer_mapping` and each layer's
     `network_layer_name`); runs when a model is loaded."""
-    tables = LayerTables(sd_model)
+    tables = layer_names.LayerTables(sd_model)
     sd_model.network_layer_tables = tables
     sd_model.network_layer_mapping = tables.layers
     if getattr(sd_model, "network_patch_state", None) is None:
@@ -185,10 +180,13 @@ def report_error(net, message):
 
 
 def purge_networks_from_memory():
+    purged = False
     while len(networks_in_memory) > shared.opts.lora_in_memory_limit and len(networks_in_memory) > 0:
         name = next(iter(networks_in_memory))
         networks_in_memory.pop(name, None)
-    devices.torch_gc()
+        purged = True
+    if purged:
+        devices.torch_gc()
 
 
 def load_networks(names, te_multipliers=None, unet_multipliers=None, dyn_dims=None):
@@ -196,12 +194,15 @@ def load_networks(names, te_multipliers=None, unet_multipliers=None, dyn_dims=No
     Missing or unreadable files are reported in the job's comments; the others still apply."""
     update_available_networks_by_names(names)
     failed_to_load, failed_to_read = [], []
+    # networks of the previous job are reused (a new multiplier needs no reading), whatever lora_in_memory_limit says
+    previous = {net.name: net for net in loaded_networks}
     loaded_networks.clear()
     for i, name in enumerate(names):
         network_on_disk = available_network_aliases.get(name)
-        net = networks_in_memory.get(name)
+        net = networks_in_memory.get(name) or previous.get(name)
         if network_on_disk is not None:
-            if net is None or os.path.getmtime(network_on_disk.filename) > net.mtime:
+            stale = net is None or net.network_on_disk.filename != network_on_disk.filename
+            if stale or os.path.getmtime(network_on_disk.filename) > net.mtime:
                 try:
                     net = load_network(name, network_on_disk)
                 except Exception as e:  # a user's file: corrupt, malicious or not a network; the image is still made

@@ -7,18 +7,16 @@ network sees the weight the previous ones made, as in A1111), then casts once to
 wanted set equals what it holds is left alone, so changing one network or multiplier re-patches only its layers; a
 layer that no longer wants any network gets its original tensors back bit for bit and drops its copy.
 
-Generation runs the plain layers: nothing is added to their forward. The model's text-encoder and UNet roots get a
-forward pre-hook that compares one tuple, so weights follow `networks.loaded_networks` even when an extension
-changes it (or a multiplier) between steps.
+Generation runs the plain layers: nothing is added to their forward. Each text encoder and the UNet get one forward
+pre-hook that compares one tuple, so weights follow `networks.loaded_networks` even when an extension changes it (or
+a multiplier) between steps.
 """
 import weakref
 
 import torch
 
 from modules import devices
-
-# MultiheadAttention (OpenCLIP text encoders) packs q, k, v into in_proj_weight; networks address the thirds
-MHA_PARTS = ("_q_proj", "_k_proj", "_v_proj")
+from modules.lora.layer_names import QKV_SUFFIXES
 
 
 def _weight_and_bias(layer):
@@ -40,9 +38,9 @@ def modules_for_layer(net, layer_name, layer):
     module = net.modules.get(layer_name)
     if module is not None:
         found.append((module, None))
-    if isinstance(layer, torch.nn.MultiheadAttention):
+    if isinstance(layer, torch.nn.MultiheadAttention):  # OpenCLIP packs q, k, v into in_proj_weight
         width = layer.embed_dim
-        for i, suffix in enumerate(MHA_PARTS):
+        for i, suffix in enumerate(QKV_SUFFIXES):
             module = net.modules.get(layer_name + suffix)
             if module is not None:
                 found.append((module, slice(i * width, (i + 1) * width)))
