@@ -67,36 +67,38 @@ def run_single_process(args, seeds):
     return wall
 
 
-def run_pool(pool, args, seeds, prefix):
-    """All jobs at once from `--clients` threads; (wall seconds, mean seconds on a worker, jobs per worker)."""
-    from modules.distributed import front
+def run_queue(pool, args, seeds):
+    """All jobs at once from `--clients` threads through the front's job queue (as the web UI and the API submit);
+    (wall seconds, jobs per worker)."""
+    from modules import job_queue
+    from modules.distributed import executor
+    queue = job_queue.JobQueue(executor=executor.RayExecutor())
+    done_before = {w["name"]: w.get("jobs_done", 0) for w in pool.worker_states()}
 
     def client(number):
-        mine = seeds[number::args.clients]
-        tickets = [pool.submit(front.job_for(f"{prefix}-{seed}", "txt2img", {"args": request(args, seed)},
-                                             args=request(args, seed), client=f"client-{number}")) for seed in mine]
-        return [t.wait(3600) for t in tickets]
+        jobs = [queue.submit("txt2img", request(args, seed), source=f"client-{number}")
+                for seed in seeds[number::args.clients]]
+        return [job.future.result(3600) for job in jobs]
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(args.clients) as executor:
-        results = [r for rs in executor.map(client, range(args.clients)) for r in rs]
+    with ThreadPoolExecutor(args.clients) as threads:
+        list(threads.map(client, range(args.clients)))
     wall = time.perf_counter() - started
-    per_worker = {}
-    for r in results:
-        per_worker[r.worker] = per_worker.get(r.worker, 0) + 1
-    return wall, statistics.mean(r.seconds for r in results), per_worker
+    time.sleep(2 * pool.poll_interval)  # the workers' job counts are refreshed after each job
+    per_worker = {w["name"]: w.get("jobs_done", 0) - done_before.get(w["name"], 0) for w in pool.worker_states()}
+    return wall, per_worker
 
 
 def front_overhead(pool, args, seeds):
     """Median of (client's wait - worker's time) over jobs sent one at a time, in milliseconds."""
     from modules.distributed import front
-    overheads = []
+    overheads, on_worker = [], []
     for seed in seeds:
         started = time.perf_counter()
-        result = pool.submit(front.job_for(f"overhead-{seed}", "txt2img", {"args": request(args, seed)},
-                                           args=request(args, seed))).wait(3600)
+        result = pool.submit(front.job_for(f"overhead-{seed}", "txt2img", request(args, seed))).wait(3600)
         overheads.append(time.perf_counter() - started - result.seconds)
-    return 1000 * statistics.median(overheads)
+        on_worker.append(result.seconds)
+    return 1000 * statistics.median(overheads), statistics.median(on_worker)
 
 
 def wait_ready(pool, count):
@@ -120,7 +122,7 @@ def main():
 
     torch.set_num_threads(cpus)
     wall = run_single_process(args, seeds)
-    rows.append(("single process (no Ray)", 1, wall, wall / args.jobs, None, "-"))
+    rows.append(("single process (no Ray)", 1, wall, None, "-"))
 
     overhead = None
     flags = copy.copy(shared.cmd_opts)
@@ -136,23 +138,23 @@ def main():
         pool = front.start(flags, plan=plan)
         wait_ready(pool, workers)
         startup = time.perf_counter() - started
-        run_pool(pool, args, seeds[:max(2, workers * 2)], f"warmup{workers}")   # first jobs pay one-time costs
-        wall, on_worker, per_worker = run_pool(pool, args, seeds, f"w{workers}")
+        run_queue(pool, args, seeds[:max(2, workers * 2)])   # first jobs pay one-time costs
+        wall, per_worker = run_queue(pool, args, seeds)
         if workers == 1:
-            overhead = front_overhead(pool, args, seeds[:args.overhead_jobs])
-        rows.append((f"{workers} Ray worker{'s' if workers > 1 else ''}", workers, wall, on_worker, startup,
+            overhead, worker_job_s = front_overhead(pool, args, seeds[:args.overhead_jobs])
+        rows.append((f"{workers} Ray worker{'s' if workers > 1 else ''}", workers, wall, startup,
                      " ".join(f"{k}:{v}" for k, v in sorted(per_worker.items()))))
         front.stop()
 
     print(f"\n{args.jobs} txt2img jobs, {args.size}x{args.size}, {args.steps} steps, {args.clients} clients, "
           f"{f'GPU ({gpus:g} in the cluster)' if args.gpu else f'CPU ({cpus} cores)'}; checkpoint {os.path.basename(args.checkpoint)}\n")
-    print("| setup | workers | wall s | jobs/s | s per job on worker | start-up s | jobs per worker |")
+    print("| setup | workers | wall s | jobs/s | speed-up | workers' start-up s | jobs per worker |")
     print("|---|---|---|---|---|---|---|")
-    for name, workers, wall, on_worker, startup, spread in rows:
-        print(f"| {name} | {workers} | {wall:.1f} | {args.jobs / wall:.2f} | {on_worker:.2f} | "
+    for name, workers, wall, startup, spread in rows:
+        print(f"| {name} | {workers} | {wall:.1f} | {args.jobs / wall:.2f} | {rows[0][2] / wall:.2f}x | "
               f"{'-' if startup is None else f'{startup:.0f}'} | {spread} |")
-    print(f"\nfront overhead per job (client wait - worker time, 1 idle worker, median of {args.overhead_jobs}): "
-          f"{overhead:.0f} ms")
+    print(f"\nfront overhead per job (client wait - worker time, 1 idle worker, median of {args.overhead_jobs} jobs "
+          f"of {worker_job_s:.2f} s): {overhead:.0f} ms")
 
 
 if __name__ == "__main__":

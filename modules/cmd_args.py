@@ -84,6 +84,7 @@ parser.add_argument("--api", action="store_true", help="use api=True to launch t
 parser.add_argument("--api-auth", type=str, help='Set authentication for API like "username:password"; or comma-delimit multiple like "u1:p1,u2:p2,u3:p3"', default=None)
 parser.add_argument("--api-log", action="store_true", help="use api-log=True to enable logging of all API requests")
 parser.add_argument("--nowebui", action="store_true", help="use api=True to launch the API instead of the webui")
+parser.add_argument("--api-server-stop", action="store_true", help="enable server stop/restart/kill via api")
 parser.add_argument("--ui-debug-mode", action="store_true", help="Don't load model to quickly launch UI")
 parser.add_argument("--hide-ui-dir-config", action="store_true", help="hide directory configuration from webui", default=False)
 parser.add_argument("--freeze-settings", action="store_true", help="disable editing of all settings globally", default=False)

@@ -1,12 +1,15 @@
-"""What the img2img tab does with its inputs, without any UI: the init image and mask of each mode (img2img,
-sketch, inpaint, inpaint sketch, inpaint upload) and batch processing of a folder (A1111: modules.img2img)."""
+"""img2img's engine entry point (A1111: modules.img2img): a request in, a Processed out; and what the img2img tab
+does with its inputs, without any UI: the init image and mask of each mode (img2img, sketch, inpaint, inpaint
+sketch, inpaint upload) and batch processing of a folder.
+
+The web UI's Generate button, the REST API and job workers all come to `img2img(request)` through the job queue."""
 import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from modules import shared
+from modules import processing_request, shared
 from modules.shared import opts, state
 
 # Mode indexes, as A1111's hidden `img2img_selected_tab` number.
@@ -236,3 +239,40 @@ def process_batch(p, input_dir, output_dir, inpaint_mask_dir, args, to_scale=Fal
     if skipped:
         result.comments += f"Skipped {len(skipped)} image(s): " + ", ".join(os.path.basename(x) for x in skipped) + "\n"
     return result
+
+
+def img2img_create_processing(request: dict):
+    """The StableDiffusionProcessingImg2Img for a request (normalised here), scripts attached."""
+    return processing_request.create_processing("img2img", processing_request.normalize("img2img", request))
+
+
+def img2img(request: dict):
+    """Generate; returns the Processed. `request["batch"]`, when present, runs the tab's folder/upload batch:
+    {"source": "dir" | "upload", "files", "input_dir", "output_dir", "inpaint_mask_dir", "use_png_info",
+    "png_info_props", "png_info_dir", "to_scale", "scale_by"}."""
+    processing_request.ensure_model()
+    request = dict(request)
+    batch = request.pop("batch", None)
+    p = img2img_create_processing(request)
+    if batch is None:
+        return processing_request.run_processing(p)
+    try:
+        return _run_batch(p, batch)
+    finally:
+        p.close()
+
+
+def _run_batch(p, batch):
+    from modules import processing
+    from_dir = batch.get("source") == "dir"
+    if from_dir and shared.cmd_opts.hide_ui_dir_config:
+        raise ValueError("Batch from a directory is disabled by --hide-ui-dir-config.")
+    if not from_dir and not batch.get("files"):
+        raise ValueError("No files to process: upload images in Batch → Upload.")
+    processed = process_batch(
+        p, batch.get("input_dir") if from_dir else None, batch.get("output_dir") if from_dir else None,
+        batch.get("inpaint_mask_dir") if from_dir else None, p.script_args, to_scale=batch.get("to_scale", False),
+        scale_by=batch.get("scale_by", 1.0), use_png_info=batch.get("use_png_info", False),
+        png_info_props=batch.get("png_info_props"), png_info_dir=batch.get("png_info_dir"),
+        input_files=None if from_dir else batch["files"])
+    return processed if processed is not None else processing.Processed(p, [], p.seed, "")

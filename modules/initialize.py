@@ -112,7 +112,14 @@ def initialize(load_model_in_background=True, settings=None):
     global model_loading_thread
     if shared.cmd_opts.ui_debug_mode:
         return
-    name, load = ("workers", start_workers) if cluster.requested(shared.cmd_opts) else ("model", load_model)
+    name, load = "model", load_model
+    if cluster.requested(shared.cmd_opts):
+        from modules import job_queue
+        from modules.distributed import executor
+        job_queue.queue.set_executor(executor.RayExecutor())  # jobs queued while the workers start wait for them
+        name, load = "workers", start_workers
+    elif shared.cmd_opts.nowebui and shared.cmd_opts.skip_load_model_at_start:
+        return  # the first generation loads it
     if load_model_in_background:
         model_loading_thread = threading.Thread(target=lambda: _step(name, load), daemon=True)
         model_loading_thread.start()

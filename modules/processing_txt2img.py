@@ -8,16 +8,9 @@ from modules import devices, shared
 from modules.processing import StableDiffusionProcessing, opt_f, images_tensor_to_samples, decode_latent_batch, tensor_to_image, image_to_tensor
 from modules.shared import opts, state
 
-# Hires "Latent" upscaler names -> torch interpolate mode and antialias.
-latent_upscale_modes = {
-    "Latent": {"mode": "bilinear", "antialias": False},
-    "Latent (antialiased)": {"mode": "bilinear", "antialias": True},
-    "Latent (bicubic)": {"mode": "bicubic", "antialias": False},
-    "Latent (bicubic antialiased)": {"mode": "bicubic", "antialias": True},
-    "Latent (nearest)": {"mode": "nearest", "antialias": False},
-    "Latent (nearest-exact)": {"mode": "nearest-exact", "antialias": False},
-}
-latent_upscale_default_mode = "Latent"
+# Hires "Latent" upscaler names -> torch interpolate mode and antialias (A1111 keeps them in shared).
+latent_upscale_modes = shared.latent_upscale_modes
+latent_upscale_default_mode = shared.latent_upscale_default_mode
 
 
 def hires_upscaler_names():

@@ -328,6 +328,17 @@ def _clear_script_callbacks():
     script_callbacks.ordered_callbacks_map.clear()
 
 
+def _missing_package_hint(error, scriptfile):
+    """For a script that imports a package nobody installed: which extension needs which package, by name."""
+    name = getattr(error, "name", None) if isinstance(error, ModuleNotFoundError) else None
+    if not name or name.split(".")[0] in ("modules", "webui", "scripts", "ldm", "sgm", "k_diffusion"):
+        return ""
+    from modules import extensions
+    ext = extensions.find_extension(scriptfile.path)
+    who = f"extension {ext.name}" if ext is not None else scriptfile.filename
+    return f": {who} needs the Python package '{name.split('.')[0]}', which is not installed (pip install it into this environment)"
+
+
 def load_scripts():
     """Import every script file (repository scripts/ then extensions'), register their classes, build the runners."""
     global current_basedir, scripts_txt2img, scripts_img2img, scripts_postproc
@@ -340,6 +351,7 @@ def load_scripts():
     postprocessing_scripts_data.clear()
     _clear_script_callbacks()
     _forget_extension_modules()
+    script_loading.unregister_all()
 
     scripts_list = list_scripts("scripts", ".py") + list_scripts("modules/processing_scripts", ".py", include_extensions=False)
 
@@ -349,8 +361,9 @@ def load_scripts():
                 current_basedir = scriptfile.basedir
                 module = script_loading.load_module(scriptfile.path)
                 register_scripts_from_module(module, scriptfile)
-        except Exception:
-            errors.report(f"Error loading script: {scriptfile.filename} ({scriptfile.path})", exc_info=True)
+        except Exception as e:
+            errors.report(f"Error loading script: {scriptfile.filename} ({scriptfile.path}){_missing_package_hint(e, scriptfile)}",
+                          exc_info=True)
         finally:
             current_basedir = paths_internal.script_path
 

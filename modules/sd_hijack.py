@@ -5,7 +5,10 @@ textual-inversion vectors are injected; `apply_circular` switches every Conv2d t
 """
 import torch
 
-from modules import devices, errors, shared
+import ldm.modules.diffusionmodules.openaimodel
+from modules import devices, errors, sd_hijack_unet, shared
+
+ldm.modules.diffusionmodules.openaimodel.th = sd_hijack_unet.th  # the UNet's skip concatenation, hookable (A1111)
 
 
 class EmbeddingsWithFixes(torch.nn.Module):

@@ -145,14 +145,6 @@ def get_hr_scheduler_from_infotext(d: dict):
     return get_hr_sampler_and_scheduler(d)[1]
 
 
-def _fill_hide_samplers_choices():
-    """The "Hide samplers" setting offers every sampler name."""
-    info = shared.opts.data_labels.get("hide_samplers") if hasattr(shared.opts, "data_labels") else None
-    if info is not None and isinstance(info.component_args, dict):
-        info.component_args["choices"] = [x.name for x in all_samplers]
-
-
 set_samplers()
-_fill_hide_samplers_choices()
 
 is_sampler_using_eta_noise_seed_delta = sd_samplers_common.is_sampler_using_eta_noise_seed_delta

@@ -1,5 +1,6 @@
 """The state that is global in A1111 is global here too, in this one place (A1111: modules.shared)."""
 import os
+import sys
 
 from modules import shared_cmd_options, options, shared_options, shared_state, devices, paths_internal
 
@@ -40,6 +41,24 @@ data_path = paths_internal.data_path
 
 xformers_available = False
 natural_sort_key = None
+progress_print_out = sys.stdout
+tab_names = []             # titles of the page's tabs, filled when the UI is built (ui_tab_order / hidden_tabs choices)
+
+# Hires fix "Latent" upscaler names -> torch interpolate mode and antialias.
+latent_upscale_modes = {
+    "Latent": {"mode": "bilinear", "antialias": False},
+    "Latent (antialiased)": {"mode": "bilinear", "antialias": True},
+    "Latent (bicubic)": {"mode": "bicubic", "antialias": False},
+    "Latent (bicubic antialiased)": {"mode": "bicubic", "antialias": True},
+    "Latent (nearest)": {"mode": "nearest", "antialias": False},
+    "Latent (nearest-exact)": {"mode": "nearest-exact", "antialias": False},
+}
+latent_upscale_default_mode = "Latent"
+
+
+def list_checkpoint_tiles(use_short=False):
+    from modules import shared_items
+    return shared_items.list_checkpoint_tiles(use_short)
 
 
 def reload_hypernetworks():

@@ -3,6 +3,7 @@
 Components are named by string ("Slider", "Dropdown", ...) so the engine never imports gradio; the Settings tab
 resolves the names. Extensions may still pass gradio classes, which the tab uses as they are.
 """
+from modules import shared_items
 from modules.options import OptionInfo, options_section, categories
 
 categories.register_category("saving", "Saving images")
@@ -90,11 +91,11 @@ options_templates.update(options_section(("saving-to-dirs", "Saving to a directo
 options_templates.update(options_section(("upscaling", "Upscaling", "postprocessing"), {
     "ESRGAN_tile": OptionInfo(192, "Tile size for ESRGAN upscalers.", "Slider", _slider(0, 512, 16)).info("0 = no tiling"),
     "ESRGAN_tile_overlap": OptionInfo(8, "Tile overlap for ESRGAN upscalers.", "Slider", _slider(0, 48, 1)).info("Low values = visible seam"),
-    "realesrgan_enabled_models": OptionInfo(["R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B"], "Select which Real-ESRGAN models to show in the web UI.", "CheckboxGroup", {"choices": []}),
-    "dat_enabled_models": OptionInfo(["DAT x2", "DAT x3", "DAT x4"], "Select which DAT models to show in the web UI.", "CheckboxGroup", {"choices": []}),
+    "realesrgan_enabled_models": OptionInfo(["R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B"], "Select which Real-ESRGAN models to show in the web UI.", "CheckboxGroup", lambda: {"choices": shared_items.realesrgan_models_names()}),
+    "dat_enabled_models": OptionInfo(["DAT x2", "DAT x3", "DAT x4"], "Select which DAT models to show in the web UI.", "CheckboxGroup", lambda: {"choices": shared_items.dat_models_names()}),
     "DAT_tile": OptionInfo(192, "Tile size for DAT upscalers.", "Slider", _slider(0, 512, 16)).info("0 = no tiling"),
     "DAT_tile_overlap": OptionInfo(8, "Tile overlap for DAT upscalers.", "Slider", _slider(0, 48, 1)).info("Low values = visible seam"),
-    "upscaler_for_img2img": OptionInfo(None, "Upscaler for img2img", "Dropdown", {"choices": []}),
+    "upscaler_for_img2img": OptionInfo(None, "Upscaler for img2img", "Dropdown", lambda: {"choices": shared_items.upscaler_names()}),
     "set_scale_by_when_changing_upscaler": OptionInfo(False, "Automatically set the Scale by factor based on the name of the selected Upscaler."),
     "upscaling_max_images_in_cache": OptionInfo(5, "Maximum number of images in upscaling cache", "Slider", _slider(0, 10, 1)),
 }))
@@ -118,7 +119,7 @@ options_templates.update(options_section(("system", "System", "system"), {
 }))
 
 options_templates.update(options_section(("sd", "Stable Diffusion", "sd"), {
-    "sd_model_checkpoint": OptionInfo(None, "Stable Diffusion checkpoint", "Dropdown", {"choices": []}, refresh=None, infotext="Model hash"),
+    "sd_model_checkpoint": OptionInfo(None, "Stable Diffusion checkpoint", "Dropdown", lambda: {"choices": shared_items.list_checkpoint_tiles()}, refresh=shared_items.refresh_checkpoints, infotext="Model hash"),
     "sd_checkpoints_limit": OptionInfo(1, "Maximum number of checkpoints loaded at the same time", "Slider", _slider(1, 10, 1)),
     "sd_checkpoints_keep_in_cpu": OptionInfo(True, "Only keep one model on device"),
     "sd_checkpoint_cache": OptionInfo(0, "Checkpoints to cache in RAM", "Slider", _slider(0, 10, 1)),
@@ -135,7 +136,7 @@ options_templates.update(options_section(("sd", "Stable Diffusion", "sd"), {
 
 options_templates.update(options_section(("vae", "VAE", "sd"), {
     "sd_vae_checkpoint_cache": OptionInfo(0, "VAE Checkpoints to cache in RAM", "Slider", _slider(0, 10, 1)),
-    "sd_vae": OptionInfo("Automatic", "SD VAE", "Dropdown", {"choices": ["Automatic", "None"]}, infotext="VAE").info("choose VAE model: Automatic = use one with same filename as checkpoint; None = use VAE from checkpoint"),
+    "sd_vae": OptionInfo("Automatic", "SD VAE", "Dropdown", lambda: {"choices": shared_items.sd_vae_items()}, refresh=shared_items.refresh_vae_list, infotext="VAE").info("choose VAE model: Automatic = use one with same filename as checkpoint; None = use VAE from checkpoint"),
     "sd_vae_overrides_per_model_preferences": OptionInfo(True, "Selected VAE overrides per-model preferences"),
     "auto_vae_precision_bfloat16": OptionInfo(False, "Automatically convert VAE to bfloat16"),
     "auto_vae_precision": OptionInfo(True, "Automatically revert VAE to 32-bit floats").info("triggers when a tensor with NaNs is produced in VAE; disabling the option in this case will result in a black square image"),
@@ -194,7 +195,7 @@ options_templates.update(options_section(("extra_networks", "Extra Networks", "s
     "extra_networks_default_multiplier": OptionInfo(1.0, "Default multiplier for extra networks", "Slider", _slider(0.0, 2.0, 0.01)),
     "textual_inversion_print_at_load": OptionInfo(False, "Print a list of Textual Inversion embeddings when loading model"),
     "textual_inversion_add_hashes_to_infotext": OptionInfo(True, "Add Textual Inversion hashes to infotext"),
-    "sd_hypernetwork": OptionInfo("None", "Add hypernetwork to prompt", "Dropdown", {"choices": ["None"]}),
+    "sd_hypernetwork": OptionInfo("None", "Add hypernetwork to prompt", "Dropdown", lambda: {"choices": shared_items.hypernetwork_names()}),
     "sd_lora": OptionInfo("None", "Add network to prompt", "Dropdown", lambda: {"choices": ["None", *_lora_names()]}),
     "lora_preferred_name": OptionInfo("Alias from file", "When adding to prompt, refer to Lora by", "Radio", {"choices": ["Alias from file", "Filename"]}),
     "lora_add_hashes_to_infotext": OptionInfo(True, "Add Lora hashes to infotext"),
@@ -232,11 +233,11 @@ options_templates.update(options_section(("ui_alternatives", "UI alternatives", 
 }))
 
 options_templates.update(options_section(("ui", "User interface", "ui"), {
-    "localization": OptionInfo("None", "Localization", "Dropdown", {"choices": ["None"]}).needs_reload_ui(),
+    "localization": OptionInfo("None", "Localization", "Dropdown", lambda: {"choices": shared_items.localization_names()}).needs_reload_ui(),
     "quicksettings_list": OptionInfo(["sd_model_checkpoint"], "Quicksettings list", "Dropdown", lambda: {"multiselect": True, "allow_custom_value": True, "choices": _all_option_keys()}).needs_reload_ui(),
-    "ui_tab_order": OptionInfo([], "UI tab order", "Dropdown", {"multiselect": True, "choices": []}).needs_reload_ui(),
-    "hidden_tabs": OptionInfo([], "Hidden UI tabs", "Dropdown", {"multiselect": True, "choices": []}).needs_reload_ui(),
-    "ui_reorder_list": OptionInfo([], "UI item order for txt2img/img2img tabs", "Dropdown", {"multiselect": True, "choices": []}).needs_reload_ui(),
+    "ui_tab_order": OptionInfo([], "UI tab order", "Dropdown", lambda: {"multiselect": True, "choices": shared_items.tab_names()}).needs_reload_ui(),
+    "hidden_tabs": OptionInfo([], "Hidden UI tabs", "Dropdown", lambda: {"multiselect": True, "choices": shared_items.tab_names()}).needs_reload_ui(),
+    "ui_reorder_list": OptionInfo([], "UI item order for txt2img/img2img tabs", "Dropdown", lambda: {"multiselect": True, "choices": list(shared_items.ui_reorder_categories())}).needs_reload_ui(),
     "gradio_theme": OptionInfo("Default", "Gradio theme").needs_reload_ui(),
     "show_progress_in_title": OptionInfo(True, "Show generation progress in window title."),
     "send_seed": OptionInfo(True, "Send seed when sending prompt or image to other interface"),
@@ -253,7 +254,7 @@ options_templates.update(options_section(("infotext", "Infotext", "ui"), {
     "add_user_name_to_info": OptionInfo(False, "Add user name to infotext when authenticated"),
     "add_version_to_infotext": OptionInfo(True, "Add program version to infotext"),
     "disable_weights_auto_swap": OptionInfo(True, "Disregard checkpoint information from pasted infotext"),
-    "infotext_skip_pasting": OptionInfo([], "Disregard fields from pasted infotext", "Dropdown", {"multiselect": True, "choices": []}),
+    "infotext_skip_pasting": OptionInfo([], "Disregard fields from pasted infotext", "Dropdown", lambda: {"multiselect": True, "choices": shared_items.get_infotext_names()}),
     "infotext_styles": OptionInfo("Apply if any", "Infer styles from prompts of pasted infotext", "Radio", {"choices": ["Ignore", "Apply", "Discard", "Apply if any"]}),
 }))
 
@@ -270,7 +271,7 @@ options_templates.update(options_section(("ui", "Live previews", "ui"), {
 }))
 
 options_templates.update(options_section(("sampler-params", "Sampler parameters", "sd"), {
-    "hide_samplers": OptionInfo([], "Hide samplers in user interface", "CheckboxGroup", {"choices": []}).needs_reload_ui(),
+    "hide_samplers": OptionInfo([], "Hide samplers in user interface", "CheckboxGroup", lambda: {"choices": shared_items.sampler_names()}).needs_reload_ui(),
     "eta_ddim": OptionInfo(0.0, "Eta for DDIM", "Slider", _slider(0.0, 1.0, 0.01), infotext="Eta DDIM").info("noise multiplier; higher = more unpredictable results"),
     "eta_ancestral": OptionInfo(1.0, "Eta for k-diffusion samplers", "Slider", _slider(0.0, 1.0, 0.01), infotext="Eta").info("noise multiplier; currently only applies to ancestral samplers (i.e. Euler a) and SDE samplers"),
     "ddim_discretize": OptionInfo("uniform", "img2img DDIM discretize", "Radio", {"choices": ["uniform", "quad"]}),
@@ -295,9 +296,9 @@ options_templates.update(options_section(("sampler-params", "Sampler parameters"
 }))
 
 options_templates.update(options_section(("postprocessing", "Postprocessing", "postprocessing"), {
-    "postprocessing_enable_in_main_ui": OptionInfo([], "Enable postprocessing operations in txt2img and img2img tabs", "Dropdown", {"multiselect": True, "choices": []}),
-    "postprocessing_disable_in_extras": OptionInfo([], "Disable postprocessing operations in extras tab", "Dropdown", {"multiselect": True, "choices": []}),
-    "postprocessing_operation_order": OptionInfo([], "Postprocessing operation order", "Dropdown", {"multiselect": True, "choices": []}),
+    "postprocessing_enable_in_main_ui": OptionInfo([], "Enable postprocessing operations in txt2img and img2img tabs", "Dropdown", lambda: {"multiselect": True, "choices": [x.name for x in shared_items.postprocessing_scripts()]}),
+    "postprocessing_disable_in_extras": OptionInfo([], "Disable postprocessing operations in extras tab", "Dropdown", lambda: {"multiselect": True, "choices": [x.name for x in shared_items.postprocessing_scripts()]}),
+    "postprocessing_operation_order": OptionInfo([], "Postprocessing operation order", "Dropdown", lambda: {"multiselect": True, "choices": [x.name for x in shared_items.postprocessing_scripts()]}),
     "postprocessing_existing_caption_action": OptionInfo("Ignore", "Action for existing captions", "Radio", {"choices": ["Ignore", "Keep", "Prepend", "Append"]}),
 }))
 

@@ -20,6 +20,7 @@ class State:
     current_image_sampling_step = 0
     id_live_preview = 0
     textinfo = None
+    current_task = None    # task id of the job being run (modules.job_queue)
     time_start = None
     server_start = None
     _server_command_signal = threading.Event()

@@ -1,12 +1,13 @@
 """Real extensions in the real web UI, in a real browser: Config Presets sets the fields a preset names; tag
 autocomplete answers on its API route and pops up suggestions while typing in the prompt box; an extension's
 on_app_started adds a route and its on_ui_tabs a tab; broken extensions beside them are reported by name and the
-app starts anyway.
+app starts anyway; Apply settings saves a change to every kind of option, ours and extensions'.
 
 One server for the file: a data dir with the tiny checkpoint and the extensions in <data-dir>/extensions/, the
 corpus ones copied unmodified, as a user would drop them there.
 """
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +21,38 @@ from tests.webui_server import WebuiServer, chromium_available, launch_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
 
+# An extension's options of the kinds the built-in ones lack: a checkbox group that declares no choices (its saved
+# values are its only ones) and a radio whose choices come from a function.
+SETTINGS_KINDS = '''
+from modules import script_callbacks, shared
+
+
+def settings():
+    section = ("settings-kinds", "Settings kinds")
+    shared.opts.add_option("kinds_tags", shared.OptionInfo(["alpha", "beta"], "Tags", "CheckboxGroup", {"choices": []}, section=section))
+    shared.opts.add_option("kinds_mode", shared.OptionInfo("fast", "Mode", "Radio", lambda: {"choices": ["fast", "slow"]}, section=section))
+
+
+script_callbacks.on_ui_settings(settings)
+'''
+
+# Extension javascript recording what A1111's page gives it: the load order of its files, the events it waits for.
+JS_RECORDER = {
+    "javascript/b_events.js": """
+        window.jsLoadOrder = (window.jsLoadOrder || []).concat(["b_events.js", typeof gradioApp]);
+        window.jsEvents = [];
+        document.addEventListener("DOMContentLoaded", () => jsEvents.push("DOMContentLoaded"));
+        onUiLoaded(() => jsEvents.push("uiLoaded"));
+        onUiUpdate(() => { if (!jsEvents.includes("uiUpdate")) jsEvents.push("uiUpdate"); });
+        onAfterUiUpdate(() => { if (!jsEvents.includes("afterUiUpdate")) jsEvents.push("afterUiUpdate"); });
+        onUiTabChange(() => jsEvents.push("tabChange:" + get_uiCurrentTabContent().id));
+        onOptionsChanged(() => jsEvents.push("optionsChanged:" + opts.kinds_mode));
+        titles["Generate"] = "Makes the picture";
+    """,
+    "javascript/a_first.js": "window.jsLoadOrder = (window.jsLoadOrder || []).concat(['a_first.js']);\n",
+    "javascript/c_module.mjs": "window.jsLoadOrder = (window.jsLoadOrder || []).concat(['c_module.mjs']);\n",
+}
+
 LOW_QUALITY = "Low quality ------ steps: 10, batch size: 8, DPM++ 2M"  # one of Config Presets' default presets
 
 
@@ -32,6 +65,7 @@ def server(tmp_path_factory):
     for name in ("Config-Presets", "a1111-sd-webui-tagcomplete"):
         copy_corpus_extension(str(data_dir / "extensions"), name)
     write_extension(str(data_dir / "extensions"), "recorder", {"scripts/recorder.py": RECORDER})
+    write_extension(str(data_dir / "extensions"), "settings-kinds", {"scripts/kinds.py": SETTINGS_KINDS, **JS_RECORDER})
     write_extension(str(data_dir / "extensions"), "broken", {"scripts/bad.py": BROKEN_AT_IMPORT, "scripts/bad_ui.py": BROKEN_IN_UI,
                                                              "scripts/bad_cb.py": BROKEN_IN_CALLBACKS})
     with WebuiServer(data_dir) as running:
@@ -145,3 +179,92 @@ def test_tag_autocomplete_suggests_while_typing_in_the_prompt(page):
     # Tab takes the first suggestion (its default keymap): the word is completed in the prompt.
     prompt.press("Tab")
     expect(prompt).to_have_value("a photo of 1girl, ", timeout=10000)
+
+
+def open_settings_section(page, title):
+    """Click a section of the Settings tab, through the tab row's overflow menu when it does not fit."""
+    exact = re.compile(f"^{re.escape(title)}$")
+    tab = page.locator("#settings_tabs [role=tab]").filter(has_text=exact)
+    if tab.count() == 0:
+        page.locator("#settings_tabs .overflow-menu > button").click()
+        tab = page.locator("#settings_tabs .overflow-dropdown button").filter(has_text=exact)
+    tab.first.click()
+
+
+def choice_box(page, key, label):
+    return page.locator(f"#setting_{key} label").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).locator("input")
+
+
+def test_apply_settings_saves_a_change_to_every_kind_of_option(page, server):
+    from playwright.sync_api import expect
+    page.get_by_role("tab", name="Settings").click()
+    result = page.locator("#settings_result")
+    # Nothing changed: every option (a checkbox group whose choices were empty among them) passes as it is.
+    page.locator("#settings_submit").click()
+    expect(result).to_have_text("Nothing changed.", timeout=30000)
+
+    open_settings_section(page, "System")
+    page.locator("#setting_samples_log_stdout input[type=checkbox]").check()  # checkbox
+    open_settings_section(page, "Saving images/grids")
+    quality = page.locator("#setting_jpeg_quality input[type=number]")  # slider
+    quality.fill("55")
+    quality.press("Enter")
+    page.locator("#setting_samples_format textarea").fill("jpg")  # textbox
+    page.locator("#setting_save_images_replace_action label").filter(has_text="Add number suffix").click()  # radio
+    page.locator("#setting_grid_background_color button.dialog-button").click()  # colour
+    hex_box = page.locator("#setting_grid_background_color .input-wrap input")
+    hex_box.fill("#ff0000")
+    hex_box.press("Enter")
+    page.locator("#setting_grid_background_color [data-testid=block-info]").click()
+    open_settings_section(page, "VAE")
+    page.locator("#setting_sd_vae input").click()  # dropdown whose choices come from a function
+    page.get_by_role("option", name="None", exact=True).click()
+    open_settings_section(page, "Prompt editing")
+    choice_box(page, "keyedit_delimiters_whitespace", "Tab").uncheck()  # checkbox group with fixed choices
+    open_settings_section(page, "Upscaling")
+    choice_box(page, "realesrgan_enabled_models", "R-ESRGAN 2x+").check()  # the one whose empty choices broke Apply
+    open_settings_section(page, "Settings kinds")
+    choice_box(page, "kinds_tags", "beta").uncheck()  # an extension's checkbox group without choices
+    page.locator("#setting_kinds_mode label").filter(has_text="slow").click()  # an extension's radio from a function
+    page.locator("#settings_submit").click()
+    expect(result).to_contain_text("10 settings changed", timeout=30000)
+    # The page's `opts` follow and extensions' onOptionsChanged callbacks see the new value.
+    page.wait_for_function("jsEvents.includes('optionsChanged:slow')", timeout=30000)
+
+    with open(f"{server.data_dir}/config.json") as file:
+        saved = json.load(file)
+    assert saved["samples_log_stdout"] is True and saved["jpeg_quality"] == 55 and saved["samples_format"] == "jpg"
+    assert saved["save_images_replace_action"] == "Add number suffix" and saved["grid_background_color"] == "#ff0000"
+    assert saved["sd_vae"] == "None" and saved["keyedit_delimiters_whitespace"] == ["Carriage Return", "Line Feed"]
+    assert saved["realesrgan_enabled_models"] == ["R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B", "R-ESRGAN 2x+"]
+    assert saved["kinds_tags"] == ["alpha"] and saved["kinds_mode"] == "slow"
+
+
+def test_extension_javascript_loads_in_a1111_order_and_gets_every_page_event(page):
+    # Our runtime first, then the extension's .js files by name, then its .mjs modules.
+    page.wait_for_function("window.jsLoadOrder && jsLoadOrder.length === 4", timeout=30000)
+    assert page.evaluate("jsLoadOrder") == ["a_first.js", "b_events.js", "function", "c_module.mjs"]
+    # DOMContentLoaded reaches it although Gradio adds the page head (and with it this script) after that event.
+    page.wait_for_function("['DOMContentLoaded', 'uiLoaded', 'uiUpdate', 'afterUiUpdate'].every(e => jsEvents.includes(e))",
+                           timeout=30000)
+    page.get_by_role("tab", name="img2img").first.click()
+    page.wait_for_function("jsEvents.includes('tabChange:tab_img2img')", timeout=30000)
+    page.wait_for_function("document.querySelector('#txt2img_generate').title === 'Makes the picture'",
+                           timeout=30000)
+
+
+def test_a1111_javascript_helpers_behave_as_in_a1111(page):
+    page.wait_for_function("typeof switch_to_img2img === 'function'", timeout=30000)
+    assert page.evaluate("switch_to_img2img(1, 'x')") == [1, "x"]  # passes its arguments through
+    page.wait_for_function("get_uiCurrentTabContent().id === 'tab_img2img'", timeout=30000)
+    page.evaluate("switch_to_txt2img()")
+    page.wait_for_function("get_uiCurrentTabContent().id === 'tab_txt2img'", timeout=30000)
+    assert page.evaluate("get_tab_index('tabs')") == 0
+    assert page.evaluate("/^task\\([a-z0-9]{5,15}\\)$/.test(randomId())")
+    assert page.evaluate("create_submit_args(['id', 1, [1, 2], 'info', 'html'])") == ["id", 1, None, "info", "html"]
+    assert page.evaluate("args_to_array((function() { return arguments; })(1, 2))") == [1, 2]
+    assert page.evaluate("selected_gallery_index()") == -1  # nothing generated yet
+    assert page.evaluate("getTranslation('no such text')") is None
+    for name in ("gradioApp", "requestProgress", "updateInput", "submit", "submit_img2img", "switch_to_extras",
+                 "dimensionChange", "onOptionsChanged", "localSet", "showSubmitButtons"):
+        assert page.evaluate(f"typeof {name}") == "function", name

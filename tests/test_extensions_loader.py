@@ -113,6 +113,14 @@ def test_a_script_that_fails_to_import_is_reported_and_others_load(ext_root):
     assert "import failure" in reports.matching("Error loading script: bad.py")[0]
 
 
+def test_a_script_needing_an_uninstalled_package_names_the_extension_and_the_package(ext_root):
+    root, reports = ext_root
+    write_extension(root, "needs-pkg", {"scripts/uses.py": "import no_such_package_xyz.sub\n"})
+    load_all()
+    [message] = reports.matching("Error loading script: uses.py")
+    assert "extension needs-pkg needs the Python package 'no_such_package_xyz', which is not installed" in message
+
+
 def test_metadata_before_after_orders_scripts(ext_root):
     root, reports = ext_root
     write_extension(root, "aaa", {"scripts/a.py": script_source("A")})

@@ -85,3 +85,28 @@ def test_cast_value_reads_infotext_strings():
     assert shared.opts.cast_value("CLIP_stop_at_last_layers", "2") == 2
     assert shared.opts.cast_value("tiling", "True") is True
     assert shared.opts.cast_value("randn_source", "NV") == "NV"
+
+
+def test_apply_settings_checks_choices_made_now_and_offers_saved_values(tmp_path, monkeypatch):
+    """Choices from a function are read again when a change is applied (a model added after the page was built is
+    a valid choice); a value outside them is refused by name; a saved value missing from the choices is offered."""
+    from webui import tab_settings
+    monkeypatch.setattr(shared, "config_filename", str(tmp_path / "config.json"))
+    models = ["a.safetensors"]
+    monkeypatch.setitem(shared.opts.data_labels, "test_model_choice",
+                        OptionInfo("a.safetensors", "Model", "Dropdown", lambda: {"choices": list(models)}))
+    monkeypatch.setitem(shared.opts.data_labels, "test_tags", OptionInfo(["x"], "Tags", "CheckboxGroup", {"choices": []}))
+    monkeypatch.setitem(shared.opts.data, "test_model_choice", "a.safetensors")
+    monkeypatch.setitem(shared.opts.data, "test_tags", ["x"])
+
+    import gradio as gr
+    with gr.Blocks():
+        tags = tab_settings.create_setting_component("test_tags", shared.opts.data_labels["test_tags"])
+    assert [value for _, value in tags.choices] == ["x"]
+
+    models.append("b.safetensors")  # added after the page was built
+    assert "1 setting changed: test_model_choice." in tab_settings.apply_settings(["test_model_choice"], ["b.safetensors"])
+    message = tab_settings.apply_settings(["test_model_choice"], ["missing.safetensors"])
+    assert "Could not change: test_model_choice (&#x27;missing.safetensors&#x27; is not one of its choices)" in message
+    assert shared.opts.test_model_choice == "b.safetensors"
+    assert "1 setting changed: test_tags." in tab_settings.apply_settings(["test_tags"], [[]])

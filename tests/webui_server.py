@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,12 +32,14 @@ def chromium_available() -> bool:
 class WebuiServer:
     """`with WebuiServer(data_dir, extra_args) as server:` -> server.url once the page answers."""
 
-    def __init__(self, data_dir, extra_args=(), timeout=180):
+    def __init__(self, data_dir, extra_args=(), timeout=180, ready_path="/", ready_status=200):
         self.data_dir = str(data_dir)
         self.extra_args = list(extra_args)
         self.timeout = timeout
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ready_path = ready_path  # answers ready_status once the server is up ("/internal/ping" with --nowebui)
+        self.ready_status = ready_status  # (401 where --api-auth guards every path)
         self.process = None
         self.log_path = os.path.join(self.data_dir, "webui.log")
 
@@ -53,12 +56,18 @@ class WebuiServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"web UI exited with {self.process.returncode}:\n{self.read_log()}")
             try:
-                with urllib.request.urlopen(self.url, timeout=2) as response:
-                    if response.status == 200:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
+                    if response.status == self.ready_status:
                         return self
+            except urllib.error.HTTPError as e:
+                if e.code == self.ready_status:
+                    return self
+                time.sleep(0.5)
             except OSError:
                 time.sleep(0.5)
-        raise TimeoutError(f"web UI did not answer within {self.timeout}s:\n{self.read_log()}")
+        log = self.read_log()
+        self.__exit__(None, None, None)  # a server that never answered is not left running
+        raise TimeoutError(f"web UI did not answer within {self.timeout}s:\n{log}")
 
     def read_log(self):
         try:

@@ -8,29 +8,17 @@ _start_time = time.perf_counter()
 
 def gradio_auth_credentials(cmd_opts):
     """--gradio-auth "u:p,u2:p2" and --gradio-auth-path FILE (same format, lines or commas) -> [(u, p), ...]."""
-    entries = []
-    if cmd_opts.gradio_auth:
-        entries += cmd_opts.gradio_auth.strip('"').replace("\n", ",").split(",")
+    from modules.api import server as api_server
+    text = cmd_opts.gradio_auth or ""
     if cmd_opts.gradio_auth_path:
         with open(cmd_opts.gradio_auth_path, "r", encoding="utf8") as file:
-            for line in file.readlines():
-                entries += line.strip().split(",")
-    credentials = []
-    for entry in entries:
-        entry = entry.strip()
-        if not entry:
-            continue
-        if ":" not in entry:
-            raise SystemExit(f"--gradio-auth entry {entry!r} is not in the form user:password")
-        user, password = entry.split(":", 1)
-        credentials.append((user, password))
-    return credentials or None
+            text += "," + ",".join(line.strip() for line in file.readlines())
+    return api_server.parse_credentials(text, "--gradio-auth") or None
 
 
 def server_name(cmd_opts):
-    if cmd_opts.server_name:
-        return cmd_opts.server_name
-    return "0.0.0.0" if cmd_opts.listen else "127.0.0.1"
+    from modules import settings_guard
+    return settings_guard.server_name(cmd_opts)
 
 
 def _patient_localhost_check():
@@ -110,11 +98,8 @@ def build_and_launch():
     shared.demo = demo
     demo.queue(default_concurrency_limit=64)
     app, local_url, share_url = launch_demo(demo, shared.cmd_opts)
-    try:
-        from webui import api_routes
-        api_routes.add_routes(app)
-    except ImportError:
-        pass
+    from modules.api import server as api_server
+    api_server.create_api(app, sdapi=shared.cmd_opts.api)
     # (extension-compat) Gradio 3's /file=<path> URLs that extensions' javascript fetches (allowed folders only).
     from webui import file_route
     file_route.add_route(app)
@@ -153,6 +138,9 @@ def webui():
         pass
     from modules import initialize
     initialize.initialize(load_model_in_background=True)
+    if shared.cmd_opts.nowebui:
+        from webui import api_only
+        return api_only.serve()
 
     while True:
         demo, app = build_and_launch()

@@ -46,3 +46,16 @@ def create_refresh_button(refresh_component, refresh_method, refreshed_args, ele
     refresh_button = ToolButton(value=refresh_symbol, elem_id=elem_id, tooltip=f"{label}: refresh" if label else "Refresh")
     refresh_button.click(fn=refresh, inputs=[], outputs=refresh_components)
     return refresh_button
+
+
+def versions_html():
+    """The footer line A1111 shows (and extensions copy): version, commit, python, torch, gradio."""
+    import platform
+
+    import torch
+
+    from modules import launch_info
+    commit = launch_info.commit_hash()
+    return (f"version: {html.escape(launch_info.version())}&#x2000;•&#x2000;commit: {html.escape(commit[:8])}"
+            f"&#x2000;•&#x2000;python: {platform.python_version()}&#x2000;•&#x2000;torch: {torch.__version__}"
+            f"&#x2000;•&#x2000;gradio: {gr.__version__}")

@@ -152,22 +152,13 @@ def create_script_controls(tabname, is_img2img):
         return []
 
 
-def normalize_request(request: dict, use_seed_extras: bool) -> dict:
-    """Turn form values into processing fields: ints where the engine wants ints, 'Use same ...' into None."""
-    for key in ("steps", "width", "height", "n_iter", "batch_size", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y"):
-        if key in request and request[key] is not None:
-            request[key] = int(request[key])
-    for key in ("seed", "subseed"):
-        if key in request:
-            request[key] = int(request[key]) if request[key] not in (None, "") else -1
+def form_request(request: dict, use_seed_extras: bool) -> dict:
+    """The form's values as a request: the hidden seed extras apply only when "Extra" is ticked. The engine
+    (modules.processing_request) casts the numbers and resolves the names."""
     if not use_seed_extras:
         request["subseed_strength"] = 0.0
         request["seed_resize_from_w"] = 0
         request["seed_resize_from_h"] = 0
-    if request.get("hr_sampler_name") == "Use same sampler":
-        request["hr_sampler_name"] = None
-    if request.get("hr_scheduler") == "Use same scheduler":
-        request["hr_scheduler"] = None
     return request
 
 

@@ -27,11 +27,13 @@ class OutputPanel:
         gallery = [preview] if preview is not None else gr.skip()
         return gallery, progress_html, gr.skip(), gr.skip(), gr.skip()
 
-    def result_update(self, processed, error):
+    def result_update(self, result, error):
+        """The finished job's JobResult (or its error) into the gallery, infotext, log and generation info."""
         if error is not None:
             return gr.skip(), "", "", job_runner.error_html(job_runner.format_error(error)), gr.skip()
-        images = [(image, None) for image in processed.images] if processed.images else []
-        info = processed.infotexts[processed.index_of_first_image] if processed.infotexts else processed.info
-        comments = processed.comments.strip() if processed.comments else ""
+        images = [(image, None) for image in result.images] if result.images else []
+        infotexts = result.infotexts
+        info = infotexts[min(result.index_of_first_image, len(infotexts) - 1)] if infotexts else ""
+        comments = result.comments.strip() if result.comments else ""
         log = f"<div class='comments'>{comments}</div>" if comments else ""
-        return images, "", infotext_html(info), log, processed.js()
+        return images, "", infotext_html(info), log, result.info

@@ -16,33 +16,24 @@ def our_scripts():
 
 
 def extension_assets():
-    """(javascript files, css files, localization dict) from active extensions, when the loader is present."""
-    try:
-        from modules import extensions
-        collect = getattr(extensions, "collect_ui_assets", None)
-        if collect is not None:
-            return collect()
-    except ImportError:
-        pass
-    return [], [], {}
+    """(javascript files, css files, localization dict) from active extensions."""
+    from modules import extensions
+    return extensions.collect_ui_assets()
 
 
 def options_json():
     """(extension-compat) Every setting's current value as JSON, for A1111's page-global `opts` that extensions'
     javascript reads (tag autocomplete reads its tac_* settings there); values JSON cannot hold are left out."""
-    try:
-        from modules import shared
-        values = {}
-        for key, info in shared.opts.data_labels.items():
-            value = shared.opts.data.get(key, getattr(info, "default", None))
-            try:
-                json.dumps(value)
-            except (TypeError, ValueError):
-                continue
-            values[key] = value
-        return json.dumps(values).replace("</", "<\\/")
-    except Exception:
-        return "{}"
+    from modules import shared
+    values = {}
+    for key, info in shared.opts.data_labels.items():
+        value = shared.opts.data.get(key, getattr(info, "default", None))
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        values[key] = value
+    return json.dumps(values).replace("</", "<\\/")
 
 
 def head_html():

@@ -6,6 +6,7 @@ import html
 import gradio as gr
 
 from modules import errors, shared
+from webui import page_assets
 
 
 def checkpoint_titles():
@@ -29,18 +30,21 @@ def current_checkpoint_title():
 
 def switch_checkpoint(title):
     """Load the checkpoint picked in the dropdown; errors are shown, and the previous model stays."""
-    from modules import sd_models
+    from modules import call_queue, sd_models
+    from modules.distributed import cluster
     if not title:
         return ""
     info = sd_models.get_closet_checkpoint_match(title)
     if info is None:
         return f"<span class='error'>Checkpoint {html.escape(title)} was not found; press 🔄 to rescan.</span>"
     try:
-        if shared.sd_model is None or shared.sd_model.sd_checkpoint_info.filename != info.filename:
-            sd_models.reload_model_weights(info=info)
+        on_workers = cluster.requested(shared.cmd_opts)  # Ray workers load it for the jobs that ask for it
+        if not on_workers and (shared.sd_model is None or shared.sd_model.sd_checkpoint_info.filename != info.filename):
+            # In the job queue's turn: the model never changes under a running generation.
+            call_queue.run_queued(sd_models.reload_model_weights, info=info, kind="switch-checkpoint")
         shared.opts.set("sd_model_checkpoint", info.title)
         shared.opts.save(shared.config_filename)
-        return f"Loaded {html.escape(info.title)}"
+        return f"{'Selected' if on_workers else 'Loaded'} {html.escape(info.title)}"
     except Exception as e:
         errors.report(f"Error loading checkpoint {title}", exc_info=True)
         return f"<span class='error'>Could not load {html.escape(title)}: {html.escape(str(e))}</span>"
@@ -93,6 +97,9 @@ def apply_quicksetting(key, value):
         value = int(value)
     if value == old:
         return ""
+    problem = tab_settings.invalid_choice(info, value, old)
+    if problem:
+        return f"<span class='error'>Could not set {html.escape(info.label or key)}: {html.escape(problem)}.</span>"
     if not opts.set(key, value):
         return f"<span class='error'>Could not set {html.escape(info.label or key)} to {html.escape(repr(value))}.</span>"
     try:
@@ -131,8 +138,9 @@ def create_extra_quicksettings(ctx, status):
         ctx.quicksettings[key] = component
         event = _change_event(component)
         if event is not None:
-            event(fn=lambda value, key=key: apply_quicksetting(key, value), inputs=[component], outputs=[status],
-                  queue=False, show_progress="hidden")
+            changed = event(fn=lambda value, key=key: apply_quicksetting(key, value), inputs=[component], outputs=[status],
+                            queue=False, show_progress="hidden", preprocess=False)  # choices checked by apply_quicksetting
+            tab_settings.publish_options(changed, ctx.settings_json)
 
 
 def create_quicksettings(ctx):
@@ -145,6 +153,8 @@ def create_quicksettings(ctx):
         refresh = gr.Button("🔄", elem_id="refresh_sd_model_checkpoint", size="sm", min_width=40, scale=0)
         status = gr.HTML("", elem_id="sd_checkpoint_status")
         quicksettings_status = gr.HTML("", elem_id="quicksettings_status")
+        # The settings' values as the page's javascript sees them (A1111's hidden #settings_json; `opts`).
+        ctx.settings_json = gr.Textbox(page_assets.options_json(), visible=False, elem_id="settings_json")
         create_extra_quicksettings(ctx, quicksettings_status)
     ctx.checkpoint_dropdown.input(fn=switch_checkpoint, inputs=[ctx.checkpoint_dropdown], outputs=[status], concurrency_limit=1)
     refresh.click(fn=refresh_checkpoints, inputs=[], outputs=[ctx.checkpoint_dropdown], queue=False)

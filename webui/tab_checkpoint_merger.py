@@ -1,15 +1,14 @@
 """The Checkpoint Merger tab (A1111 ui_checkpoint_merger.py, plus Sigmoid and Inverse sigmoid); the work is done by
-modules.merge, streamed tensor by tensor, in a worker thread while the tab shows its progress.
+modules.merge, streamed tensor by tensor, as a job of the one queue while the tab shows its progress.
 
 After a successful merge every function registered with on_model_merged(fn) is called with the new file's path,
 and, when the page has one (ctx.checkpoint_dropdown), the checkpoint dropdown above the tabs is refreshed.
 """
 import html
-import threading
 
 import gradio as gr
 
-from modules import errors, extras, merge, merge_methods, shared
+from modules import errors, extras, job_queue, merge, merge_methods, shared
 from webui.ui_components import FormRow, ToolButton
 
 METHOD_LABELS = [m.label for m in merge_methods.METHODS.values()]
@@ -61,15 +60,6 @@ def progress_html(fraction, text):
 def result_html(message):
     ok = message.startswith("Checkpoint saved to ")
     return f"<p class='{'' if ok else 'error'}'>{html.escape(message)}</p>"
-
-
-def _job_lock():
-    """One engine job at a time: share the generation queue's lock when the page has one."""
-    try:
-        from webui import job_runner
-        return job_runner.queue_lock
-    except ImportError:
-        return threading.Lock()
 
 
 def create_tab(ctx=None):
@@ -164,12 +154,18 @@ def _run(args, overwrite):
             errors.report("Error merging checkpoints", exc_info=True)
             outcome["value"] = [None] * 4 + [f"Error merging checkpoints: {e}"]
 
-    with _job_lock():
-        worker = threading.Thread(target=work, daemon=True)
-        worker.start()
-        while worker.is_alive():
-            worker.join(POLL_S)
-            yield progress_html(status["fraction"], status["text"]), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    # One engine job at a time: the merge takes its turn in the job queue like a generation.
+    job = job_queue.queue.submit_call(work, kind="modelmerger", source="ui")
+    while not job.future.done():
+        if job.status == "queued":
+            ahead = job_queue.queue.progress(job.task_id).queue_position or 0
+            status["text"] = f"In queue: {ahead} job{'s' if ahead != 1 else ''} ahead" if ahead else "In queue: next"
+        yield progress_html(status["fraction"], status["text"]), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        try:
+            job.future.result(timeout=POLL_S)
+        except TimeoutError:
+            pass
+    job.future.result()
     *updates, message = outcome["value"]
     filename = message[len("Checkpoint saved to "):] if message.startswith("Checkpoint saved to ") else None
     if filename:

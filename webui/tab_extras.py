@@ -1,14 +1,14 @@
 """Extras tab: upscale (and run other postprocessing scripts on) one image, uploaded files or a folder.
 
 The postprocessing scripts' controls (Upscale, and those of extensions) are built here in the runner's order;
-modules.postprocessing.run_postprocessing does the work. Registers ctx.tabs["extras"] = {image} so other tabs can
-send an image here.
+modules.postprocessing.run_postprocessing does the work, as an "extras" job of the one queue. Registers
+ctx.tabs["extras"] = {image} so other tabs can send an image here.
 """
 import html
 
 import gradio as gr
 
-from modules import face_restoration, postprocessing, shared
+from modules import face_restoration, job_queue, postprocessing, shared
 from webui import job_runner
 
 
@@ -17,11 +17,14 @@ def _runner():
 
 
 def _postprocess(tab_index, image, image_folder, input_dir, output_dir, show_results, *script_args):
+    """Runs as an "extras" job of the one queue (after the generations ahead of it)."""
+    request = {"extras_mode": int(tab_index or 0), "image": image, "image_folder": image_folder, "input_dir": input_dir,
+               "output_dir": output_dir, "show_extras_results": show_results, "script_args": list(script_args)}
     try:
-        outputs, info_html, _ = postprocessing.run_postprocessing(int(tab_index or 0), image, image_folder, input_dir, output_dir, show_results, *script_args)
+        result = job_queue.queue.submit("extras", request, source="ui").future.result()
     except Exception as e:
         return [], job_runner.error_html(job_runner.format_error(e))
-    return [(im, None) for im in outputs], info_html
+    return [(im, None) for im in result.images], result.html_info
 
 
 def create_tab(ctx):

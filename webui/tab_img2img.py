@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from modules import img2img as engine, processing, shared
+from modules import img2img as engine, shared
 from modules.processing_img2img import INPAINTING_FILL_NAMES, RESIZE_MODES
 from modules.shared import opts
 from webui import generation_controls, job_runner, output_panel
@@ -21,53 +21,16 @@ PNG_INFO_PROPS = ["Prompt", "Negative prompt", "Seed", "CFG scale", "Sampler", "
 IMAGE_INPUT_NAMES = ["init_img", "sketch", "init_img_with_mask", "inpaint_color_sketch", "init_img_inpaint", "init_mask_inpaint"]
 
 
-def img2img(request: dict, mode: int, image_inputs: dict, mask_alpha, scale: dict, batch: dict, script_args: list):
-    """Engine call for one Generate press; returns a Processed. `request` holds processing fields by name."""
-    from modules import initialize, scripts as scripts_module
-    initialize.wait_for_model()
-    is_batch = mode == engine.MODE_BATCH
-    image, mask = (None, None) if is_batch else engine.image_and_mask(mode, **image_inputs, mask_blur=request["mask_blur"], mask_alpha=mask_alpha)
-    if not is_batch and scale["by_scale"]:
-        request["width"], request["height"] = engine.scaled_size(image, scale["scale_by"])
-    if mode not in engine.INPAINT_MODES:
-        mask = None
-    p = processing.StableDiffusionProcessingImg2Img(
-        sd_model=shared.sd_model,
-        outpath_samples=shared.data_relative(opts.outdir_samples or opts.outdir_img2img_samples),
-        outpath_grids=shared.data_relative(opts.outdir_grids or opts.outdir_img2img_grids),
-        init_images=[image] if image is not None else None,
-        mask=mask,
-        **request,
-    )
-    runner = getattr(scripts_module, "scripts_img2img", None)
-    if runner is not None:
-        p.scripts = runner
-        p.script_args = list(script_args)
-    try:
-        if is_batch:
-            return _run_batch(p, batch, scale, script_args)
-        processed = None
-        if runner is not None and script_args:
-            processed = runner.run(p, *script_args)
-        if processed is None:
-            processed = processing.process_images(p)
-        return processed
-    finally:
-        p.close()
-
-
-def _run_batch(p, batch, scale, script_args):
-    from_dir = batch["source"] == "dir"
-    if from_dir and getattr(shared.cmd_opts, "hide_ui_dir_config", False):
-        raise ValueError("Batch from a directory is disabled by --hide-ui-dir-config.")
-    if not from_dir and not batch["files"]:
-        raise ValueError("No files to process: upload images in Batch → Upload.")
-    processed = engine.process_batch(
-        p, batch["input_dir"] if from_dir else None, batch["output_dir"] if from_dir else None,
-        batch["inpaint_mask_dir"] if from_dir else None, script_args, to_scale=scale["by_scale"],
-        scale_by=scale["scale_by"], use_png_info=batch["use_png_info"], png_info_props=batch["png_info_props"],
-        png_info_dir=batch["png_info_dir"], input_files=None if from_dir else batch["files"])
-    return processed if processed is not None else processing.Processed(p, [], p.seed, "")
+def mode_request(mode, images, mask_blur, mask_alpha, by_scale, scale_by, batch):
+    """The request fields a mode gives: its init image and mask (inpainting modes only), the "Resize by" size,
+    or the Batch tab's folder/upload settings."""
+    if mode == engine.MODE_BATCH:
+        return {"batch": {**batch, "to_scale": by_scale, "scale_by": scale_by}}
+    image, mask = engine.image_and_mask(mode, **images, mask_blur=mask_blur, mask_alpha=mask_alpha)
+    request = {"init_images": [image], "mask": mask if mode in engine.INPAINT_MODES else None}
+    if by_scale:
+        request["width"], request["height"] = engine.scaled_size(image, scale_by)
+    return request
 
 
 def _editor(label, elem_id, brush, image_mode="RGBA"):
@@ -231,28 +194,31 @@ def _create_tab(ctx):
     batch_names = modes.batch.names
     extra_inputs = [seed.extras, mode, *modes.image_inputs, inpaint.mask_alpha, resize.by_scale, resize.scale_by, *modes.batch.inputs]
 
-    def generate(*values):
+    def generate(gradio_request: gr.Request, *values):
         request = dict(zip(names, values[:len(names)]))
         rest = list(values[len(names):len(names) + len(extra_inputs)])
-        script_args = list(values[len(names) + len(extra_inputs):])
+        request["script_args"] = list(values[len(names) + len(extra_inputs):])
         use_extras, mode_index = rest[0], int(rest[1] or 0)
         images = dict(zip(IMAGE_INPUT_NAMES, rest[2:2 + len(IMAGE_INPUT_NAMES)]))
         mask_alpha, by_scale, scale_by = rest[2 + len(IMAGE_INPUT_NAMES):5 + len(IMAGE_INPUT_NAMES)]
         batch = dict(zip(batch_names, rest[5 + len(IMAGE_INPUT_NAMES):]))
-        request = generation_controls.normalize_request(request, use_extras)
+        request = generation_controls.form_request(request, use_extras)
         request["inpaint_full_res"] = bool(request["inpaint_full_res"])
-        request["inpaint_full_res_padding"] = int(request["inpaint_full_res_padding"])
-        request["mask_blur"] = int(request["mask_blur"])
-        scale = {"by_scale": bool(by_scale), "scale_by": float(scale_by)}
-        for kind, a, b in job_runner.run_job("img2img", img2img, request, mode_index, images, mask_alpha, scale, batch, script_args, preview_fn=_preview):
+        try:
+            request.update(mode_request(mode_index, images, request["mask_blur"], mask_alpha, bool(by_scale), float(scale_by), batch))
+        except (ValueError, TypeError) as e:
+            yield out.result_update(None, e)
+            return
+        for kind, a, b in job_runner.run_job(TABNAME, "img2img", request, gradio_request=gradio_request):
             if kind == "progress":
                 yield out.progress_update(a, b)
             else:
                 yield out.result_update(a, b)
 
     inputs = [form[n] for n in names] + extra_inputs + script_inputs
-    toprow.submit.click(fn=generate, inputs=inputs, outputs=out.outputs, concurrency_limit=1, show_progress="hidden")
-    toprow.prompt.submit(fn=generate, inputs=inputs, outputs=out.outputs, concurrency_limit=1, show_progress="hidden")
+    # Every press joins the one job queue at once (no Gradio-side limit), so it shows its place in line.
+    toprow.submit.click(fn=generate, inputs=inputs, outputs=out.outputs, concurrency_limit=None, show_progress="hidden")
+    toprow.prompt.submit(fn=generate, inputs=inputs, outputs=out.outputs, concurrency_limit=None, show_progress="hidden")
 
     def detect_size(mode_index, *images):
         image = _current_image(int(mode_index or 0), *images)
@@ -281,8 +247,3 @@ def _create_tab(ctx):
                      inpaint=modes.init_img_with_mask, inpaint_sketch=modes.inpaint_color_sketch,
                      inpaint_upload=modes.init_img_inpaint, select_mode=select_mode,
                      mode_select_outputs=[modes.mode_tabs, *mode_outputs])
-
-
-def _preview():
-    from modules import live_preview
-    return live_preview.current_preview()

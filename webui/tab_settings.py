@@ -3,8 +3,9 @@ import html
 
 import gradio as gr
 
-from modules import errors, shared
+from modules import errors, settings_guard, shared
 from modules.shared import opts
+from webui import page_assets
 
 
 def resolve_component(info):
@@ -34,14 +35,43 @@ def component_args(info):
 
 
 def frozen(key, info):
-    cmd = shared.cmd_opts
-    if cmd.freeze_settings:
-        return True
-    if cmd.freeze_specific_settings and key in [x.strip() for x in cmd.freeze_specific_settings.split(",")]:
-        return True
-    if cmd.freeze_settings_in_sections and info.section and info.section[0] in [x.strip() for x in cmd.freeze_settings_in_sections.split(",")]:
-        return True
-    return False
+    return settings_guard.frozen(key, info)
+
+
+CHOICE_COMPONENTS = (gr.Dropdown, gr.Radio, gr.CheckboxGroup)
+
+
+def choice_values(choices):
+    """The values of a choices list whose items may be (label, value) pairs."""
+    return [c[1] if isinstance(c, (list, tuple)) else c for c in choices or []]
+
+
+def as_list(value):
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def offer_current_values(args, value):
+    """Gradio 6 refuses a value that is not among a component's choices (A1111's Gradio 3 showed it): a saved value
+    missing from the list (an extension's option with no choices yet, a model since removed) joins the choices."""
+    choices = list(args.get("choices") or [])
+    known = choice_values(choices)
+    choices += [v for v in as_list(value) if v not in known]
+    args["choices"] = choices
+
+
+def invalid_choice(info, value, old):
+    """Why `value` cannot be saved for a choice option, checked against its choices computed now (those that come
+    from a function include what was installed since the page was built); None when it can."""
+    if resolve_component(info) not in CHOICE_COMPONENTS:
+        return None
+    args = component_args(info)
+    allowed = choice_values(args.get("choices"))
+    if args.get("allow_custom_value") or not allowed:
+        return None
+    unknown = [v for v in as_list(value) if v not in allowed and v not in as_list(old)]
+    return f"{', '.join(map(repr, unknown))} is not one of its choices" if unknown else None
 
 
 def create_setting_component(key, info, value=None):
@@ -52,13 +82,10 @@ def create_setting_component(key, info, value=None):
     value = opts.data.get(key, info.default) if value is None else value
     if cls is gr.Dropdown and args.get("multiselect") and value is None:
         value = []
-    if cls in (gr.Dropdown, gr.Radio) and not args.get("multiselect"):
-        choices = args.get("choices") or []
-        plain = [c[1] if isinstance(c, (list, tuple)) else c for c in choices]
-        if value is not None and plain and value not in plain and cls is gr.Dropdown:
-            args["allow_custom_value"] = True
     if cls is gr.CheckboxGroup and value is None:
         value = []
+    if cls in CHOICE_COMPONENTS:
+        offer_current_values(args, value)
     # (extension-compat) an option may pass interactive= itself (tag autocomplete's gr.Code); a frozen one stays read-only.
     interactive = bool(args.pop("interactive", True)) and not frozen(key, info)
     try:
@@ -102,7 +129,10 @@ def apply_settings(keys, values):
             value = int(value)
         if value == old:
             continue
-        if opts.set(key, value):
+        problem = invalid_choice(info, value, old)
+        if problem:
+            failed.append(f"{key} ({problem})")
+        elif opts.set(key, value):
             changed.append(key)
             if info.restart:
                 needs_restart.append(key)
@@ -126,6 +156,12 @@ def apply_settings(keys, values):
     return html.escape(message.strip())
 
 
+def publish_options(dependency, settings_json):
+    """After an event that changed settings, the page's `opts` follow and onOptionsChanged callbacks run."""
+    dependency.then(fn=page_assets.options_json, inputs=[], outputs=[settings_json], queue=False, show_progress="hidden") \
+        .then(fn=None, inputs=[settings_json], outputs=[], js="(json) => { optionsChanged(json); }")
+
+
 SEARCH_JS = """
 (query) => {
     const q = (query || '').toLowerCase();
@@ -147,7 +183,7 @@ def create_tab(ctx):
     opts.reorder()
     keys, components = [], []
     from webui import quicksettings
-    shown_above = set(quicksettings.extra_quicksettings_keys())  # those live in the quicksettings row instead
+    shown_above = set(quicksettings.quicksettings_keys())  # those live in the quicksettings row instead
     with gr.Column(elem_id="settings"):
         with gr.Row():
             apply_button = gr.Button("Apply settings", variant="primary", elem_id="settings_submit")
@@ -167,7 +203,11 @@ def create_tab(ctx):
                             gr.HTML(info.comment_after, elem_classes=["settings-comment"])
                         keys.append(key)
                         components.append(component)
-    apply_button.click(fn=lambda *values: apply_settings(keys, values), inputs=components, outputs=[result])
+    # Values arrive as the page sent them (preprocess=False): Gradio would check choices against the lists made when
+    # the page was built; apply_settings checks them against lists made now.
+    applied = apply_button.click(fn=lambda *values: apply_settings(keys, values), inputs=components, outputs=[result],
+                                 preprocess=False)
+    publish_options(applied, ctx.settings_json)
     reload_button.click(fn=lambda: shared.state.request_restart(), inputs=[], outputs=[], js="() => { setTimeout(() => location.reload(), 4000); }")
     search.input(fn=None, inputs=[search], outputs=[search], js=SEARCH_JS)
     ctx.register_tab("settings", keys=keys, components=components, result=result)

@@ -1,35 +1,9 @@
-"""The txt2img tab: it builds a StableDiffusionProcessingTxt2Img from the controls and shows the result."""
-import json
-
+"""The txt2img tab: its controls become a txt2img request (A1111's field names), which goes to the job queue like
+an API request; the tab shows the job's progress and result."""
 import gradio as gr
 
-from modules import processing, shared
-from modules.shared import opts
 from webui import generation_controls, job_runner, output_panel
 from webui.toprow import Toprow
-
-
-def txt2img(request: dict, script_args: list):
-    """Engine call for one Generate press; returns a Processed. `request` holds the form's values by field name."""
-    from modules import initialize, scripts as scripts_module
-    initialize.wait_for_model()  # a Generate pressed while the model loads waits for it
-    p = processing.StableDiffusionProcessingTxt2Img(
-        sd_model=shared.sd_model,
-        outpath_samples=shared.data_relative(opts.outdir_samples or opts.outdir_txt2img_samples),
-        outpath_grids=shared.data_relative(opts.outdir_grids or opts.outdir_txt2img_grids),
-        **request,
-    )
-    runner = getattr(scripts_module, "scripts_txt2img", None)
-    if runner is not None:
-        p.scripts = runner
-        p.script_args = list(script_args)
-    processed = None
-    if runner is not None and script_args:
-        processed = runner.run(p, *script_args)
-    if processed is None:
-        processed = processing.process_images(p)
-    p.close()
-    return processed
 
 
 def create_tab(ctx):
@@ -71,30 +45,22 @@ def _create_tab(ctx):
     names = list(form)
     extras_checkbox = seed.extras
 
-    def generate(*values):
+    def generate(gradio_request: gr.Request, *values):
         request = dict(zip(names, values[:len(names)]))
         use_extras = values[len(names)]
-        script_args = list(values[len(names) + 1:])
-        request = generation_controls.normalize_request(request, use_extras)
-        for kind, a, b in job_runner.run_job("txt2img", txt2img, request, script_args, preview_fn=_preview):
+        request["script_args"] = list(values[len(names) + 1:])
+        request = generation_controls.form_request(request, use_extras)
+        for kind, a, b in job_runner.run_job(tabname, "txt2img", request, gradio_request=gradio_request):
             if kind == "progress":
                 yield out.progress_update(a, b)
             else:
                 yield out.result_update(a, b)
 
     inputs = [form[n] for n in names] + [extras_checkbox] + script_inputs
-    toprow.submit.click(fn=generate, inputs=inputs, outputs=out.outputs, concurrency_limit=1, show_progress="hidden")
-    toprow.prompt.submit(fn=generate, inputs=inputs, outputs=out.outputs, concurrency_limit=1, show_progress="hidden")
+    # Every press joins the one job queue at once (no Gradio-side limit), so it shows its place in line.
+    toprow.submit.click(fn=generate, inputs=inputs, outputs=out.outputs, concurrency_limit=None, show_progress="hidden")
+    toprow.prompt.submit(fn=generate, inputs=inputs, outputs=out.outputs, concurrency_limit=None, show_progress="hidden")
 
     generation_controls.bind_paste(toprow, out, form, seed, hires, tabname)
     seed.bind_reuse(out.generation_info)
     ctx.register_tab(tabname, toprow=toprow, form=form, output=out, seed=seed, hires=hires)
-
-
-def _preview():
-    from modules import live_preview
-    return live_preview.current_preview()
-
-
-def generation_info_json(processed) -> str:
-    return processed.js() if processed is not None else json.dumps({})

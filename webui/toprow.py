@@ -4,6 +4,7 @@ import html
 import gradio as gr
 
 from modules import shared
+from webui import job_runner
 
 
 def token_counter_html(text: str, steps: int = 20, styles=None, is_positive: bool = True) -> str:
@@ -76,8 +77,14 @@ class Toprow:
                     self.style_name = gr.Textbox(label="Style name", show_label=False, placeholder="New style name", elem_id=f"{tabname}_style_name", scale=3, min_width=100)
                     self.save_style = gr.Button("💾", elem_id=f"{tabname}_style_save", size="sm", min_width=40, scale=1)
 
-        self.interrupt.click(fn=lambda: shared.state.interrupt(), inputs=[], outputs=[], concurrency_limit=None, queue=False)
-        self.skip.click(fn=lambda: shared.state.skip(), inputs=[], outputs=[], concurrency_limit=None, queue=False)
+        def interrupt(request: gr.Request):
+            job_runner.interrupt(tabname, request)
+
+        def skip(request: gr.Request):
+            job_runner.skip(tabname, request)
+
+        self.interrupt.click(fn=interrupt, inputs=[], outputs=[], concurrency_limit=None, queue=False)
+        self.skip.click(fn=skip, inputs=[], outputs=[], concurrency_limit=None, queue=False)
         self.clear_prompt.click(fn=lambda: ("", ""), inputs=[], outputs=[self.prompt, self.negative_prompt], queue=False)
         self.save_style.click(fn=save_style, inputs=[self.style_name, self.prompt, self.negative_prompt, self.styles], outputs=[self.styles, self.style_name], queue=False)
 

@@ -33,6 +33,13 @@ TRAILING_TABS = [
 ]
 
 
+def _trailing_tabs():
+    """Settings and Extensions, after the Workers tab when jobs run on Ray workers."""
+    from modules.distributed import cluster
+    workers = [("tab_workers", "Workers", "workers")] if cluster.requested(shared.cmd_opts) else []
+    return workers + TRAILING_TABS
+
+
 def _load_tab_module(name):
     try:
         return importlib.import_module(f"webui.{name}")
@@ -65,6 +72,8 @@ def _extension_tabs():
 def create_ui():
     ctx = UiContext()
     extension_tabs = _extension_tabs()
+    shared.tab_names[:] = [title for _, title, _ in BUILTIN_TABS] + [str(item[1]) for item in extension_tabs if len(item) > 1] \
+        + [title for _, title, _ in TRAILING_TABS]
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
         quicksettings.create_quicksettings(ctx)
         if shared.opts.config_problem:
@@ -79,7 +88,7 @@ def create_ui():
                         interface.render()
                 except Exception:
                     errors.report(f"Error adding extension tab {item!r}", exc_info=True)
-            for module_name, title, elem_id in TRAILING_TABS:
+            for module_name, title, elem_id in _trailing_tabs():
                 _build_tab(ctx, module_name, title, elem_id)
         ctx.tabs_component = tabs
         try:

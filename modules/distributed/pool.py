@@ -34,9 +34,9 @@ class Ticket:
     passed_over: int = 0
     result: object = None            # a JobResult when done
     error: BaseException = None
-    progress: dict = None
+    progress: object = None          # the worker's last TaskProgress (its preview kept apart, below)
     preview: object = None
-    preview_key: object = None
+    preview_id: int = None
     finished: threading.Event = field(default_factory=threading.Event)
 
     def wait(self, timeout=None):
@@ -121,12 +121,11 @@ class WorkerPool:
     def worker_states(self):
         """Each worker's name, status, checkpoint, running task, host, pid, device and memory, for UI and API."""
         with self.lock:
-            queued = len(self.waiting)
             return [{
                 **record.info, "name": record.name, "status": record.status, "checkpoint": record.checkpoint,
                 "task_id": record.ticket.job.task_id if record.ticket else None,
                 "queue": 1 if record.ticket else 0, "deaths": record.deaths, "error": record.error,
-                "resources": dict(record.resources), "front_queue": queued,
+                "resources": dict(record.resources),
             } for record in self.workers.values()]
 
     # ------------------------------------------------------------------ jobs
@@ -142,11 +141,31 @@ class WorkerPool:
             self._assign()
         return ticket
 
+    def ticket(self, task_id):
+        """(Ticket, its place among the jobs waiting for a worker or None) of a job not finished yet, or (None, None)."""
+        with self.lock:
+            ticket = self.tickets.get(task_id)
+            position = self.waiting.index(ticket) if ticket is not None and ticket.state == "waiting" else None
+            return ticket, position
+
+    def waiting_count(self):
+        """Jobs handed over by the queue that wait for a worker (a free one, or one restarting)."""
+        with self.lock:
+            return len(self.waiting)
+
+    def live_workers(self):
+        """Workers that run jobs or will once started: what the queue may keep busy."""
+        with self.lock:
+            return sum(r.status in ("starting", "ready") for r in self.workers.values())
+
     def interrupt(self, task_id):
         self._signal(task_id, "interrupt")
 
     def skip(self, task_id):
         self._signal(task_id, "skip")
+
+    def stop_generating(self, task_id):
+        self._signal(task_id, "stop_generating")
 
     def _signal(self, task_id, what):
         with self.lock:
@@ -288,7 +307,7 @@ class WorkerPool:
             return
         ticket.state, ticket.worker = "waiting", None
         ticket.avoid.add(record.name)
-        ticket.progress, ticket.preview = None, None
+        ticket.progress, ticket.preview, ticket.preview_id = None, None, None
         self._requeue(ticket)
 
     def _requeue(self, ticket):
@@ -307,7 +326,7 @@ class WorkerPool:
             if ticket is None or record.progress_ref is not None or now - record.last_poll < self.poll_interval:
                 continue
             record.last_poll = now
-            record.progress_ref = record.actor.progress.remote(ticket.job.task_id, ticket.preview_key)
+            record.progress_ref = record.actor.progress.remote(ticket.job.task_id, ticket.preview_id)
 
     def _on_progress(self, record, ref):
         record.progress_ref = None
@@ -315,8 +334,7 @@ class WorkerPool:
         ticket = record.ticket
         if error is not None or progress is None or ticket is None:
             return
-        preview = progress.pop("preview", None)
-        ticket.preview_key = progress.pop("preview_key", None)
-        if preview is not None:
-            ticket.preview = preview
+        if progress.preview is not None:
+            ticket.preview, ticket.preview_id = progress.preview, progress.preview_id
+        progress.preview = None
         ticket.progress = progress

@@ -1,9 +1,8 @@
 """The engine inside a worker process: start-up without a UI, one job at a time, and its state for the front."""
-import os
 import socket
 import time
 
-from modules import errors, shared
+from modules import shared
 
 
 def start(settings=None):
@@ -50,54 +49,21 @@ def apply_settings(settings):
 
 
 def run_job(job):
-    """Run `job` (jobs.Job) through its engine entry point; its saved images are recorded for the front."""
-    from modules.distributed import captured_saves, engine_jobs, jobs, script_layout
+    """Run `job` (jobs.Job) as the single-process queue does; its saved images are recorded for the front."""
+    from modules import job_queue
+    from modules.distributed import captured_saves, jobs, script_layout
     started = time.perf_counter()
     apply_settings(job.settings)
     if job.checkpoint:
         use_checkpoint(job.checkpoint)
     script_layout.apply(job.script_layout)
     with captured_saves.capture() as saved:
-        value = engine_jobs.run(job.kind, job.request)
+        value = job_queue.run_job(job.kind, job.request, job.task_id)
     return jobs.JobResult(task_id=job.task_id, value=value, saved_images=saved, checkpoint=loaded_checkpoint(),
                           seconds=time.perf_counter() - started)
 
 
-def progress(preview_key=None):
-    """The job's progress numbers, and a live preview when the sampler moved since `preview_key`."""
-    state = shared.state
-    fraction, eta = state.progress()
-    key = (state.job_no, state.sampling_step, state.id_live_preview)
-    preview = None
-    if key != preview_key and state.current_latent is not None:
-        from modules import live_preview
-        try:
-            preview = live_preview.current_preview()
-        except Exception:
-            errors.report("Error making a live preview", exc_info=True)
-    return {
-        "job": state.job, "job_no": state.job_no, "job_count": state.job_count, "sampling_step": state.sampling_step,
-        "sampling_steps": state.sampling_steps, "total_steps": state.total_steps,
-        "completed_steps": state.completed_steps, "textinfo": state.textinfo, "fraction": fraction, "eta": eta,
-        "preview": preview, "preview_key": key if preview is not None else preview_key,
-    }
-
-
-def device_memory():
-    """Memory of this worker's device: CUDA's free/total and torch's allocations, or the process RSS on CPU."""
-    import psutil
-    import torch
-    ram = psutil.virtual_memory()
-    memory = {"ram": {"free": ram.available, "used": psutil.Process(os.getpid()).memory_info().rss, "total": ram.total}}
-    if torch.cuda.is_available():
-        free, total = torch.cuda.mem_get_info()
-        memory["cuda"] = {
-            "free": free, "used": total - free, "total": total,
-            "allocated": torch.cuda.memory_allocated(), "reserved": torch.cuda.memory_reserved(),
-            "peak_allocated": torch.cuda.max_memory_allocated(),
-        }
-    return memory
-
-
 def engine_state():
-    return {"device": str(shared.device), "checkpoint": loaded_checkpoint(), "memory": device_memory()}
+    """Device, loaded checkpoint, and memory as /sdapi/v1/memory reports it (this process's RAM, the CUDA device's)."""
+    from modules.api import listings
+    return {"device": str(shared.device), "checkpoint": loaded_checkpoint(), "memory": listings.memory()}

@@ -23,10 +23,14 @@ var optionsChangedCallbacks = [];
 var optionsAvailableCallbacks = [];
 var uiAfterUpdateTimeout = null;
 var uiCurrentTab = null;
+var executedOnLoaded = false;
 
 function onUiUpdate(callback) { uiUpdateCallbacks.push(callback); }
 function onAfterUiUpdate(callback) { uiAfterUpdateCallbacks.push(callback); }
-function onUiLoaded(callback) { uiLoadedCallbacks.push(callback); }
+function onUiLoaded(callback) {
+    uiLoadedCallbacks.push(callback);
+    if (executedOnLoaded) setTimeout(function() { executeCallbacks([callback]); }, 0);  // registered after the fact
+}
 function onUiTabChange(callback) { uiTabChangeCallbacks.push(callback); }
 function onOptionsChanged(callback) { optionsChangedCallbacks.push(callback); }
 function onOptionsAvailable(callback) {
@@ -62,10 +66,13 @@ function get_uiCurrentTabContent() {
 }
 
 function get_tab_index(tabId) {
-    const buttons = gradioApp().querySelectorAll('#' + tabId + ' button[role="tab"], #' + tabId + ' .tab-nav > button');
-    let index = 0;
-    buttons.forEach(function(button, i) { if (button.classList.contains('selected') || button.getAttribute('aria-selected') === 'true') index = i; });
-    return index;
+    // The tab row is the first one inside the Tabs element; tabs nested in its panels have their own rows.
+    const tabs = gradioApp().getElementById(tabId);
+    const nav = tabs ? tabs.querySelector('.tab-wrapper, .tab-nav') : null;
+    if (!nav) return 0;
+    const buttons = Array.from(nav.querySelectorAll('button[role="tab"]'));
+    const index = buttons.findIndex((b) => b.classList.contains('selected') || b.getAttribute('aria-selected') === 'true');
+    return Math.max(index, 0);
 }
 
 function uiElementIsVisible(el) {
@@ -87,7 +94,6 @@ function updateInput(target) {
     target.dispatchEvent(e);
 }
 
-var executedOnLoaded = false;
 
 function startUiObserver() {
     const observer = new MutationObserver(function(mutations) {
@@ -109,6 +115,48 @@ function startUiObserver() {
         optionsAvailableCallbacks = [];
     }
 }
+
+// Settings -> Apply (and a quicksetting) write the new values into the hidden #settings_json box: `opts` follows and
+// onOptionsChanged callbacks run, as in A1111's ui.js.
+function optionsChanged(json) {
+    try {
+        const values = JSON.parse(json);
+        for (const key of Object.keys(opts)) delete opts[key];
+        Object.assign(opts, values);
+    } catch (e) {
+        console.error("settings_json:", e);
+        return;
+    }
+    executeCallbacks(optionsAvailableCallbacks);
+    optionsAvailableCallbacks = [];
+    executeCallbacks(optionsChangedCallbacks);
+}
+
+// Gradio inserts the page head, and with it every extension's javascript, after the document has loaded; A1111
+// loaded them before. A "DOMContentLoaded" (or window "load") listener added after that event still gets it.
+(function() {
+    function alreadyFired(target, type) {
+        if (type === "DOMContentLoaded") return document.readyState !== "loading";
+        return type === "load" && target === window && document.readyState === "complete";
+    }
+    for (const target of [document, window]) {
+        const add = target.addEventListener;
+        target.addEventListener = function(type, listener, options) {
+            add.call(this, type, listener, options);
+            if (listener && alreadyFired(target, type)) {
+                setTimeout(function() {
+                    try {
+                        const event = new Event(type);
+                        if (typeof listener === "function") listener.call(target, event);
+                        else listener.handleEvent(event);
+                    } catch (e) {
+                        console.error("error running a " + type + " listener:", e);
+                    }
+                }, 0);
+            }
+        };
+    }
+})();
 
 // The page head may be inserted after the document has loaded (gradio adds it at run time).
 if (document.readyState === "loading") {

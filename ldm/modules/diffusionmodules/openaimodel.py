@@ -15,6 +15,10 @@ from torch import nn
 
 from ldm.modules.attention import SpatialTransformer
 
+# The skip concatenation's torch: modules.sd_hijack_unet puts its `th` here (as A1111 does) so extensions can hook
+# th.cat (FreeU).
+th = torch
+
 
 def timestep_embedding(timesteps, dim, max_period=10000, repeat_only=False):
     """Sinusoidal embedding of (fractional) timesteps: [cos(t*f), sin(t*f)] with f = max_period^(-i/half)."""
@@ -292,6 +296,6 @@ class UNetModel(nn.Module):
             hs.append(h)
         h = self.middle_block(h, emb, context)
         for module in self.output_blocks:
-            h = torch.cat([h, hs.pop()], dim=1)
+            h = th.cat([h, hs.pop()], dim=1)
             h = module(h, emb, context)
         return self.out(h).type(x.dtype)

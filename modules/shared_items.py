@@ -1,0 +1,106 @@
+"""Choice lists of settings whose choices depend on what is installed (A1111: modules.shared_items).
+
+Each function is called when the Settings page is built and again when a changed value is checked, so a checkpoint,
+VAE or upscaler added since start-up is a valid choice.
+"""
+
+
+def realesrgan_models_names():
+    from modules import realesrgan_model
+    return list(realesrgan_model.known_models)
+
+
+def dat_models_names():
+    from modules import dat_model
+    return list(dat_model.known_models)
+
+
+def postprocessing_scripts():
+    from modules import scripts
+    return scripts.scripts_postproc.scripts_in_preferred_order() if scripts.scripts_postproc is not None else []
+
+
+def sd_vae_items():
+    from modules import sd_vae
+    return ["Automatic", "None"] + list(sd_vae.vae_dict)
+
+
+def refresh_vae_list():
+    from modules import sd_vae
+    sd_vae.refresh_vae_list()
+
+
+def cross_attention_optimizations():
+    return ["Automatic", "SDP"]
+
+
+def sd_unet_items():
+    return ["Automatic", "None"]
+
+
+def upscaler_names():
+    from modules import shared
+    return [x.name for x in shared.sd_upscalers]
+
+
+def hypernetwork_names():
+    from modules import shared
+    return ["None", *shared.hypernetworks]
+
+
+def localization_names():
+    from modules import extensions
+    return ["None", *sorted(extensions.localization_files())]
+
+
+def list_checkpoint_tiles(use_short=False):
+    from modules import sd_models
+    return sd_models.checkpoint_tiles(use_short)
+
+
+def refresh_checkpoints():
+    from modules import sd_models
+    return sd_models.list_models()
+
+
+def list_samplers():
+    from modules import sd_samplers
+    return sd_samplers.all_samplers
+
+
+def sampler_names():
+    return [x.name for x in list_samplers()]
+
+
+def ui_reorder_categories():
+    """The movable parts of the txt2img/img2img tabs, in A1111's default order."""
+    yield "prompt"
+    yield "image"
+    yield "inpaint"
+    yield "sampler"
+    yield "accordions"
+    yield "checkboxes"
+    yield "dimensions"
+    yield "cfg"
+    yield "denoising"
+    yield "seed"
+    yield "batch"
+    yield "override_settings"
+    yield "scripts"
+
+
+def tab_names():
+    from modules import shared
+    return list(shared.tab_names)
+
+
+def get_infotext_names():
+    """Infotext keys that the paste can skip: the settings' infotext names and the scripts' paste fields."""
+    from modules import scripts, shared
+    names = [info.infotext for info in shared.opts.data_labels.values() if info.infotext]
+    for runner in (scripts.scripts_txt2img, scripts.scripts_img2img):
+        for script in (runner.scripts if runner is not None else []):
+            for _, name in script.infotext_fields or []:
+                if isinstance(name, str):
+                    names.append(name)
+    return list(dict.fromkeys(names))
