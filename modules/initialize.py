@@ -70,6 +70,7 @@ def load_extra_networks():
     extra_networks.initialize()
     extra_networks.register_default_extra_networks()
     networks.list_available_networks()
+    shared.reload_hypernetworks()
 
 
 def load_scripts():

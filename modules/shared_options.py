@@ -186,17 +186,12 @@ options_templates.update(options_section(("compatibility", "Compatibility", "sd"
     "refiner_switch_by_sample_steps": OptionInfo(False, "Switch to refiner by sampling steps instead of model timesteps.", infotext="Refiner switch by sampling steps"),
 }))
 
-def _lora_names():
-    from modules.lora import networks
-    return list(networks.available_networks)
-
-
 options_templates.update(options_section(("extra_networks", "Extra Networks", "sd"), {
     "extra_networks_default_multiplier": OptionInfo(1.0, "Default multiplier for extra networks", "Slider", _slider(0.0, 2.0, 0.01)),
     "textual_inversion_print_at_load": OptionInfo(False, "Print a list of Textual Inversion embeddings when loading model"),
     "textual_inversion_add_hashes_to_infotext": OptionInfo(True, "Add Textual Inversion hashes to infotext"),
     "sd_hypernetwork": OptionInfo("None", "Add hypernetwork to prompt", "Dropdown", lambda: {"choices": shared_items.hypernetwork_names()}),
-    "sd_lora": OptionInfo("None", "Add network to prompt", "Dropdown", lambda: {"choices": ["None", *_lora_names()]}),
+    "sd_lora": OptionInfo("None", "Add network to prompt", "Dropdown", lambda: {"choices": ["None", *shared_items.lora_names()]}),
     "lora_preferred_name": OptionInfo("Alias from file", "When adding to prompt, refer to Lora by", "Radio", {"choices": ["Alias from file", "Filename"]}),
     "lora_add_hashes_to_infotext": OptionInfo(True, "Add Lora hashes to infotext"),
     "lora_show_all": OptionInfo(False, "Always show all networks on the Lora page").info("otherwise, those detected as for incompatible version of Stable Diffusion will be hidden"),
