@@ -111,3 +111,9 @@ except Exception:  # before the project is installed, the helpers are not needed
 
 if __name__ == "__main__":
     main()
+
+
+def __getattr__(name):
+    # `launch.args` (the parsed flags) and other helpers computed on first use.
+    from modules import launch_utils
+    return getattr(launch_utils, name)

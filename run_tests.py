@@ -13,16 +13,22 @@ import launch
 CHROMIUM = "/usr/bin/chromium"
 
 
+EMOJI_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
+
+
 def ensure_chromium() -> None:
-    """The browser tests drive Debian's chromium; install it when missing and we are allowed to."""
-    if os.path.exists(CHROMIUM) or shutil.which("chromium"):
+    """The browser tests drive Debian's chromium, and the page's tool buttons (✕ 📋 💾 🔄) need a colour emoji font
+    to show as more than empty boxes; install what is missing when we are allowed to."""
+    packages = [name for name, present in (("chromium", os.path.exists(CHROMIUM) or shutil.which("chromium")),
+                                           ("fonts-noto-color-emoji", os.path.exists(EMOJI_FONT))) if not present]
+    if not packages:
         return
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        print("Installing Debian's chromium for the browser tests", flush=True)
-        subprocess.run("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium",
+        print(f"Installing Debian's {' and '.join(packages)} for the browser tests", flush=True)
+        subprocess.run(f"apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {' '.join(packages)}",
                        shell=True, check=True)
     else:
-        print("chromium is not installed and cannot be installed here: browser tests will be skipped", flush=True)
+        print(f"{', '.join(packages)} not installed and cannot be installed here: browser tests may be skipped", flush=True)
 
 
 def main() -> int:

@@ -54,9 +54,12 @@ def to_array(image) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def nearest_colour(rgb) -> str:
-    distances = np.linalg.norm(_PALETTE - np.asarray(rgb, dtype=np.float32)[None], axis=1)
-    return _PALETTE_NAMES[int(np.argmin(distances))]
+def nearest_colour(rgb, palette: dict | None = None) -> str:
+    """The palette colour nearest `rgb`: COLOURS, or the given {name: rgb} (the demo LoRA's adds a colour)."""
+    names, values = (_PALETTE_NAMES, _PALETTE) if palette is None else \
+        (list(palette), np.asarray(list(palette.values()), dtype=np.float32))
+    distances = np.linalg.norm(values - np.asarray(rgb, dtype=np.float32)[None], axis=1)
+    return names[int(np.argmin(distances))]
 
 
 def colour_map(image) -> np.ndarray:
@@ -108,7 +111,8 @@ def classify_shape(mask: np.ndarray) -> tuple:
     return best
 
 
-def judge(image) -> Judgement:
+def judge(image, palette: dict | None = None) -> Judgement:
+    """What the picture shows; colours are named from `palette` (default COLOURS)."""
     array = to_array(image)
     height, width, _ = array.shape
     border = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
@@ -133,7 +137,7 @@ def judge(image) -> Judgement:
         crop = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
         shape, score = classify_shape(crop)
         cx, cy = (xs.mean() + 0.5) / width, (ys.mean() + 0.5) / height
-        shapes.append(DetectedShape(nearest_colour(rgb), shape, position_name(cx, cy), (cx, cy),
+        shapes.append(DetectedShape(nearest_colour(rgb, palette), shape, position_name(cx, cy), (cx, cy),
                                     float(mask.sum()) / (height * width), score))
     shapes.sort(key=lambda s: s.area, reverse=True)
-    return Judgement(nearest_colour(background_rgb), shapes)
+    return Judgement(nearest_colour(background_rgb, palette), shapes)

@@ -157,13 +157,13 @@ def draw_shape_mask(shape: str, cx: float, cy: float, r: float, size: int, super
     return np.asarray(small, dtype=np.float32) / 255.0
 
 
-def render_scene(scene: Scene, size: int = 64) -> np.ndarray:
-    """The scene as an RGB uint8 array (size, size, 3)."""
+def render_scene(scene: Scene, size: int = 64, palette: dict = COLOURS) -> np.ndarray:
+    """The scene as an RGB uint8 array (size, size, 3); `palette` names the colours (the demo LoRA adds one)."""
     image = np.empty((size, size, 3), dtype=np.float32)
-    image[:] = COLOURS[scene.background]
+    image[:] = palette[scene.background]
     for obj in scene.objects:
         mask = draw_shape_mask(obj.shape, obj.cx * size, obj.cy * size, obj.radius * size, size)[..., None]
-        image = image * (1 - mask) + np.asarray(COLOURS[obj.colour], dtype=np.float32) * mask
+        image = image * (1 - mask) + np.asarray(palette[obj.colour], dtype=np.float32) * mask
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 

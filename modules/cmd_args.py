@@ -68,6 +68,8 @@ parser.add_argument("--opt-split-attention", action="store_true", help="accepted
 parser.add_argument("--opt-split-attention-v1", action="store_true", help="accepted for compatibility")
 parser.add_argument("--opt-sub-quad-attention", action="store_true", help="accepted for compatibility")
 parser.add_argument("--disable-opt-split-attention", action="store_true", help="accepted for compatibility")
+parser.add_argument("--opt-channelslast", action="store_true", help="change memory type for stable diffusion to channels last")
+parser.add_argument("--compile", action="store_true", help="compile the UNet and VAE with torch.compile (once per image size, cached on disk); falls back to eager when compiling fails")
 parser.add_argument("--disable-nan-check", action="store_true", help="do not check if produced images/latent spaces have nans; useful for running without a checkpoint in CI")
 parser.add_argument("--disable-model-loading-ram-optimization", action="store_true", help="accepted for compatibility")
 
@@ -97,7 +99,7 @@ parser.add_argument("--disable-extra-extensions", action="store_true", help="pre
 parser.add_argument("--disable-safe-unpickle", action="store_true", help="disable checking pytorch models for malicious code", default=False)
 parser.add_argument("--no-gradio-queue", action="store_true", help="Disables gradio queue; causes the webpage to use http requests instead of websockets")
 parser.add_argument("--no-hashing", action="store_true", help="disable sha256 hashing of checkpoints to help loading performance", default=False)
-parser.add_argument("--no-download-sd-model", action="store_true", help="accepted for compatibility; nothing is ever downloaded", default=False)
+parser.add_argument("--no-download-sd-model", action="store_true", help="with no checkpoint found, start without a model instead of with the shipped demo model (nothing is ever downloaded)", default=False)
 parser.add_argument("--do-not-download-clip", action="store_true", help="accepted for compatibility; nothing is ever downloaded", default=False)
 parser.add_argument("--use-textbox-seed", action="store_true", help="use textbox for seeds in UI (no up/down, but possible to input long seeds)", default=False)
 parser.add_argument("--filenames-max-length", type=int, default=128, help="maximal length of filenames of saved images")

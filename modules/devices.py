@@ -1,6 +1,7 @@
 """Which device and dtypes the model runs on (A1111: modules.devices)."""
 import contextlib
 import sys
+from dataclasses import dataclass
 
 import torch
 
@@ -64,31 +65,82 @@ dtype_vae = torch.float32
 dtype_unet = torch.float32
 dtype_inference = torch.float32
 unet_needs_upcast = False
-fp8 = False
+force_fp16 = False  # --precision half: no autocast; the model and its inputs are fp16 throughout
+fp8 = False         # the loaded model keeps its Linear/Conv weights in float8 (the "FP8 weight" setting)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The dtypes one device runs the model in (A1111's module globals of the same names)."""
+    dtype: torch.dtype
+    dtype_unet: torch.dtype
+    dtype_vae: torch.dtype
+    dtype_inference: torch.dtype
+    unet_needs_upcast: bool
+    force_fp16: bool
+
+
+def supports_bf16(dev) -> bool:
+    """bfloat16 math in hardware: CUDA compute capability 8.0 (Ampere) and later."""
+    return dev.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def supports_fp8_storage(dev) -> bool:
+    """float8 weight storage (math stays fp16/bf16): any CUDA GPU, with a torch that has the float8 dtypes."""
+    return dev.type == "cuda" and hasattr(torch, "float8_e4m3fn")
+
+
+def choose_precision(device_type, cmd_opts, want_bf16=False, bf16_supported=False) -> Precision:
+    """The dtypes for a device from the flags, as A1111: the CPU always fp32; a GPU fp16 (bf16 when asked for and
+    supported), --no-half all fp32, --no-half-vae the VAE fp32, --precision full fp32 activations, --precision half
+    fp16 without autocast, --upcast-sampling fp16 weights with the sampler in fp32."""
+    fp32 = torch.float32
+    if device_type == "cpu":
+        return Precision(fp32, fp32, fp32, fp32, False, False)
+    half = torch.bfloat16 if want_bf16 and bf16_supported else torch.float16
+    if cmd_opts.precision == "half":
+        if cmd_opts.no_half or cmd_opts.no_half_vae:
+            raise SystemExit("--no-half and --no-half-vae conflict with --precision half")
+        return Precision(torch.float16, torch.float16, torch.float16, torch.float16, False, True)
+    unet = fp32 if cmd_opts.no_half else half
+    vae = fp32 if cmd_opts.no_half or cmd_opts.no_half_vae else half
+    inference = fp32 if cmd_opts.precision == "full" else unet
+    upcast = bool(cmd_opts.upcast_sampling) and unet != fp32
+    return Precision(unet, unet, vae, inference, upcast, False)
+
+
+def wants_bf16(cmd_opts) -> bool:
+    """--bf16, or the "Half-precision type" setting (read when a model loads)."""
+    from modules import shared
+    return cmd_opts.bf16 or shared.opts.half_precision_type == "bfloat16"
+
+
+def set_precision(precision: Precision):
+    global dtype, dtype_vae, dtype_unet, dtype_inference, unet_needs_upcast, force_fp16
+    dtype, dtype_unet, dtype_vae = precision.dtype, precision.dtype_unet, precision.dtype_vae
+    dtype_inference, unet_needs_upcast, force_fp16 = precision.dtype_inference, precision.unet_needs_upcast, precision.force_fp16
 
 
 def configure(cmd_opts):
-    """Pick device and dtypes from the flags: CPU runs in fp32; CUDA in fp16 (bf16 with --bf16) unless told otherwise."""
+    """Pick the devices from the flags, then the dtypes (choose_precision)."""
     global device, device_interrogate, device_gfpgan, device_esrgan, device_codeformer
-    global dtype, dtype_vae, dtype_unet, dtype_inference, unet_needs_upcast
     device = get_device_for("sd")
     device_interrogate = get_device_for("interrogate")
     device_gfpgan = get_device_for("gfpgan")
     device_esrgan = get_device_for("esrgan")
     device_codeformer = get_device_for("codeformer")
-    if device.type == "cpu":
-        dtype = dtype_vae = dtype_unet = dtype_inference = torch.float32
-        return
-    half = torch.bfloat16 if getattr(cmd_opts, "bf16", False) else torch.float16
-    dtype = dtype_unet = half
-    dtype_vae = half
-    if cmd_opts.no_half:
-        dtype = dtype_unet = dtype_vae = torch.float32
-    if cmd_opts.no_half_vae:
-        dtype_vae = torch.float32
-    dtype_inference = torch.float32 if cmd_opts.precision == "full" else dtype
-    unet_needs_upcast = bool(cmd_opts.upcast_sampling) and dtype_unet != torch.float32
-    enable_tf32()
+    refresh_precision(cmd_opts)
+    if device.type == "cuda":
+        enable_tf32()
+
+
+def refresh_precision(cmd_opts):
+    """Re-read the precision choice (the bf16 setting may have changed since start-up); called before a model loads."""
+    want_bf16 = device.type != "cpu" and wants_bf16(cmd_opts)
+    bf16_ok = supports_bf16(device) if want_bf16 else False
+    if want_bf16 and not bf16_ok:
+        print(f"bfloat16 was asked for, but {device} cannot compute in it: using float16", file=sys.stderr)
+    set_precision(choose_precision(device.type, cmd_opts, want_bf16, bf16_ok))
 
 
 def cond_cast_unet(tensor):
@@ -100,11 +152,9 @@ def cond_cast_float(tensor):
 
 
 def autocast(disable=False):
-    """Mixed precision on CUDA when the model is half; a no-op on the CPU and in full precision."""
-    if disable or device.type == "cpu" or dtype == torch.float32:
-        return contextlib.nullcontext()
-    from modules import shared
-    if shared.cmd_opts.precision == "full":
+    """Mixed precision on a GPU running a half model; none on the CPU, in full precision, or with --precision half
+    (everything is fp16 already)."""
+    if disable or force_fp16 or device.type == "cpu" or dtype == torch.float32 or dtype_inference == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
 
@@ -124,23 +174,22 @@ class NansException(Exception):
 
 
 def test_for_nans(x, where):
-    """Raise a clear error instead of silently saving black images (A1111's wording)."""
+    """Raise A1111's NansException (its wording) when `x` is all NaNs, instead of silently saving a black image."""
     from modules import shared
-    if getattr(shared.cmd_opts, "disable_nan_check", False):
+    if shared.cmd_opts.disable_nan_check:
         return
-    if not torch.isnan(x[(0,) * len(x.shape)]) and not torch.all(torch.isnan(x)):
-        if not torch.isnan(x).any():
-            return
+    if not torch.all(torch.isnan(x)).item():
+        return
     if where == "unet":
-        message = "A tensor with NaNs was produced in Unet."
+        message = "A tensor with all NaNs was produced in Unet."
         if not shared.cmd_opts.no_half:
             message += " This could be either because there's not enough precision to represent the picture, or because your video card does not support half type. Try setting the \"Upcast cross attention layer to float32\" option in Settings > Stable Diffusion or using the --no-half commandline argument to fix this."
     elif where == "vae":
-        message = "A tensor with NaNs was produced in VAE."
+        message = "A tensor with all NaNs was produced in VAE."
         if not shared.cmd_opts.no_half and not shared.cmd_opts.no_half_vae:
             message += " This could be because there's not enough precision to represent the picture. Try adding --no-half-vae commandline argument to fix this."
     else:
-        message = "A tensor with NaNs was produced."
+        message = "A tensor with all NaNs was produced."
     message += " Use --disable-nan-check commandline argument to disable this check."
     raise NansException(message)
 

@@ -363,12 +363,13 @@ def run_extension_installer(extension_dir):
     try:
         result = subprocess.run([sys.executable, path_installer], cwd=extension_dir, env=env, capture_output=True, text=True)
     except Exception:
-        errors.report(f"Error running install.py for extension {extension_dir}.", exc_info=True)
+        errors.report(f"Error running install.py for extension {os.path.basename(extension_dir)} ({extension_dir}).", exc_info=True)
         return False
     if result.stdout:
         print(result.stdout, end="" if result.stdout.endswith("\n") else "\n")
     if result.returncode != 0:
-        errors.report(f"Error running install.py for extension {extension_dir}.\n"
+        errors.report(f"Error running install.py for extension {os.path.basename(extension_dir)} ({extension_dir}); "
+                      f"the web UI starts without what it installs.\n"
                       f"Command: \"{sys.executable}\" \"{path_installer}\"\nError code: {result.returncode}\n"
                       f"stderr: {result.stderr.strip()}", exc_info=False)
         return False

@@ -5,7 +5,8 @@ teaches Gradio 6 the old spellings the extensions use:
 
 * events: `_js=` -> `js=`, `show_progress=True/False` -> "full"/"hidden", `every=` -> a `gr.Timer` tick,
   `api_name=False`/`show_api=False` -> private/undocumented endpoints, `_preprocess`/`_postprocess`;
-* components: `.style(...)`, `Component.update(...)` class methods, `gr.Box`, `gr.Image(source=, tool=)`,
+* components: `.style(...)`, `Component.update(...)` class methods, `gr.Box`, `gr.inputs.*`/`gr.outputs.*`,
+  `gr.Image(source=, tool=)`,
   `gr.components.IOComponent`, `tooltip=`; any other keyword the constructor does not know is dropped with ONE
   warning that names the extension, instead of a crash;
 * every component constructed anywhere fires `script_callbacks.on_before_component`/`on_after_component` and the
@@ -19,7 +20,7 @@ import os
 import sys
 import warnings
 
-from modules import errors
+from modules import errors, gradio_compat_io
 
 _applied = False
 _warned = set()
@@ -326,6 +327,7 @@ def _patch_old_methods_and_names():
         gr_components.Box = Box
     if not hasattr(gr.Blocks, "style"):
         gr.Blocks.style = _style
+    gradio_compat_io.install()
 
 
 def _patch_subclass_config():

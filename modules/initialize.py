@@ -33,6 +33,8 @@ def _optional(module_name):
 
 def load_settings():
     shared.opts.load(shared.config_filename)
+    if not os.path.exists(shared.config_filename):
+        shared.opts.save(shared.config_filename)  # as A1111: the file exists from the first start (extensions read it)
 
 
 def list_extensions():
@@ -90,8 +92,9 @@ def load_model():
 
 def start_workers():
     """With --workers ray / --ray-address the workers load the models; this process is their front."""
-    from modules.distributed import front
+    from modules.distributed import executor, front
     front.start()
+    executor.workers_changed()  # jobs queued while they started now run on all of them
 
 
 model_loading_thread = None

@@ -96,10 +96,6 @@ class TaskProgress:
     error: str | None = None
 
     @property
-    def active(self) -> bool:
-        return self.status == "running"
-
-    @property
     def completed(self) -> bool:
         return self.status in ("done", "failed", "cancelled")
 
@@ -302,11 +298,6 @@ class JobQueue:
 
     # -- looking
 
-    def get(self, task_id: str) -> Job | None:
-        """The job while it waits or runs; None once it finished (or when the id is unknown)."""
-        with self._cond:
-            return self._find(task_id)
-
     def _find(self, task_id):
         return self._running.get(task_id) or next((j for j in self._pending if j.task_id == task_id), None)
 
@@ -334,10 +325,6 @@ class JobQueue:
         progress = executor.progress(job)
         progress.queued = queued
         return progress
-
-    def idle(self) -> bool:
-        with self._cond:
-            return not self._pending and not self._running
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -80,13 +80,20 @@ def check_run_python(code: str) -> bool:
     return result.returncode == 0
 
 
+_pip_done = set()  # pip commands that already succeeded in this process
+
+
 def run_pip(command, desc=None, live=default_command_live):
-    """`python -m pip <command> --prefer-binary [--index-url INDEX_URL]`; nothing with --skip-install."""
-    if _skip_install:
+    """`python -m pip <command> --prefer-binary [--index-url INDEX_URL]` from the package index, once per process;
+    nothing with --skip-install. A failure raises RunError naming what could not be installed."""
+    if _skip_install or command in _pip_done:
         return ""
     index_url_line = f" --index-url {index_url}" if index_url else ""
-    return run(f'"{python}" -m pip {command} --prefer-binary{index_url_line}', desc=f"Installing {desc}" if desc else None,
-               errdesc=f"Couldn't install {desc or command}", live=live)
+    result = run(f'"{python}" -m pip {command} --prefer-binary{index_url_line}', desc=f"Installing {desc}" if desc else None,
+                 errdesc=f"Couldn't install {desc or command}", live=live)
+    _pip_done.add(command)
+    importlib.invalidate_caches()  # is_installed() sees what was just installed
+    return result
 
 
 def git_fix_workspace(dir, name):

@@ -187,3 +187,15 @@ def load_upscaler_model_cached(path, *, device, prefer_half=False, expected_arch
 
 def unload_upscaler_models():
     _model_cache.clear()
+
+
+def load_file_from_url(url: str, *, model_dir: str, progress: bool = True, file_name: str = None, hash_prefix: str = None) -> str:
+    """A1111 downloads `url` into `model_dir`; this program downloads nothing at run time, so the file must already be
+    there (under `file_name` or the URL's last part): its path is returned, or an error says where to put it."""
+    from urllib.parse import urlparse
+    file_name = file_name or os.path.basename(urlparse(url).path)
+    cached = os.path.abspath(os.path.join(model_dir, file_name))
+    if os.path.exists(cached):
+        return cached
+    raise ModelFileError(f"{file_name} is not in {model_dir}: this program does not download models; "
+                         f"get it from {url} and put it there")

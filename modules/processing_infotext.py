@@ -1,7 +1,7 @@
 """The infotext ("parameters") written into every image, in A1111's exact key order and quoting."""
 import json
 
-from modules import shared
+from modules import devices, shared
 
 
 def quote(value):
@@ -71,6 +71,8 @@ def create_infotext(p, all_prompts, all_seeds, all_subseeds, comments=None, iter
         "Init image hash": getattr(p, "init_img_hash", None),
         "RNG": shared.opts.randn_source if shared.opts.randn_source != "GPU" else None,
         "Tiling": "True" if p.tiling else None,
+        "FP8 weight": shared.opts.fp8_storage if devices.fp8 else None,
+        "Cache FP16 weight for LoRA": shared.opts.cache_fp16_weight if devices.fp8 else None,
     }
     params.update(p.extra_generation_params)
     params["Version"] = program_version() if shared.opts.add_version_to_infotext else None

@@ -235,10 +235,14 @@ def default_script_args(runner) -> list:
     return args
 
 
-def script_args_from_api(kind: str, script_name=None, script_args=None, alwayson_scripts=None) -> list:
-    """The full script_args list of an API request: defaults, the named dropdown script's args, always-on args."""
+def script_args_from_api(kind: str, script_name=None, script_args=None, alwayson_scripts=None, infotext_args=None) -> list:
+    """The full script_args list of an API request: defaults, values an infotext gave ({position: value}), the
+    named dropdown script's args, always-on args (A1111's order)."""
     runner = script_runner(kind)
     args = default_script_args(runner)
+    for position, value in (infotext_args or {}).items():
+        if position < len(args):
+            args[position] = value
     if script_name not in (None, "", "None"):
         script = runner.script(script_name) if runner is not None else None
         if script is None or script not in runner.selectable_scripts:

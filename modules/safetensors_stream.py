@@ -77,9 +77,13 @@ def read_header(path: str):
 
 
 class SafetensorsReader:
-    """Tensors of one safetensors file, each read on demand from a read-only memory map."""
+    """Tensors of one safetensors file, each read on demand from a memory map.
 
-    def __init__(self, path: str):
+    The map is read-only by default; `copy_on_write=True` maps it privately, so the tensors handed out may be written
+    to (the writes stay in this process) and may become a model's parameters as they are.
+    """
+
+    def __init__(self, path: str, copy_on_write: bool = False):
         self.path = path
         header, data_start = read_header(path)
         size = os.path.getsize(path)
@@ -96,8 +100,9 @@ class SafetensorsReader:
             if end - begin != tensor_nbytes(dtype, shape) or data_start + end > size or begin < 0:
                 raise SafetensorsError(f"tensor {key!r}: data offsets do not match its shape or lie past the end of the file (truncated download?)")
             self.infos[key] = TensorInfo(dtype, shape, data_start + begin, data_start + end)
-        self._file = open(path, "rb")
-        self._mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size > 0 else None
+        access = mmap.ACCESS_COPY if copy_on_write else mmap.ACCESS_READ
+        with open(path, "rb") as file:  # the map keeps its own handle: no file stays open while tensors live on
+            self._mm = mmap.mmap(file.fileno(), 0, access=access) if size > 0 else None
         if self._mm is not None and hasattr(mmap, "MADV_SEQUENTIAL"):
             self._mm.madvise(mmap.MADV_SEQUENTIAL)
 
@@ -116,7 +121,7 @@ class SafetensorsReader:
         return memoryview(self._mm)[info.begin:info.end]
 
     def get_tensor(self, key) -> torch.Tensor:
-        """A read-only view of the tensor in the memory map; do not modify it in place."""
+        """A view of the tensor in the memory map (read-only unless copy_on_write: do not modify it in place then)."""
         info = self.infos[key]
         if info.nbytes == 0:
             return torch.empty(info.shape, dtype=info.dtype)
@@ -130,7 +135,9 @@ class SafetensorsReader:
             return torch.frombuffer(self._mm, dtype=info.dtype, count=count, offset=info.begin).reshape(info.shape)
 
     def release(self, key):
-        """Drop the tensor's pages from this process (they stay in the OS page cache), so RSS does not grow."""
+        """Drop the tensor's pages from this process (they stay in the OS page cache), so RSS does not grow.
+
+        The tensor stays readable (its pages come back from the file); with copy_on_write, writes made to it are lost."""
         if self._mm is None or not hasattr(mmap, "MADV_DONTNEED"):
             return
         info = self.infos[key]
@@ -149,7 +156,6 @@ class SafetensorsReader:
             except BufferError:
                 pass  # a tensor view is still alive; the map closes when it is collected
             self._mm = None
-        self._file.close()
 
     def __enter__(self):
         return self

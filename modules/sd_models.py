@@ -13,7 +13,7 @@ import threading
 
 import torch
 
-from modules import devices, errors, hashes, model_detection, paths, shared
+from modules import devices, errors, fp8_weights, hashes, lowvram, memory_placement, model_detection, paths, shared, torch_compile, weight_loading
 from modules.cache import cached_data_for_file
 
 model_dir = "Stable-diffusion"
@@ -147,6 +147,12 @@ def list_models():
     for filename in files:
         CheckpointInfo(filename).register()
 
+    # A data folder of its own (--data-dir, --models-dir) with no checkpoint yet still opens with the demo model the
+    # program ships, as A1111 falls back to downloading SD1.5; --no-download-sd-model turns the fallback off.
+    shipped = os.path.join(shared.paths_internal.script_path, "models", model_dir, BUILTIN_DEMO_NAME)
+    if not checkpoints_list and not shared.cmd_opts.no_download_sd_model and os.path.isfile(shipped):
+        CheckpointInfo(shipped).register()
+
 
 def checkpoint_tiles(use_short=False):
     """Checkpoint titles for the dropdown, in natural order."""
@@ -251,18 +257,6 @@ def get_state_dict_from_checkpoint(pl_sd):
     return {transform_checkpoint_dict_key(k): v for k, v in pl_sd.items() if isinstance(v, torch.Tensor)}
 
 
-def _read_safetensors(path, device):
-    from safetensors import safe_open
-    size = os.path.getsize(path)
-    if size < 8:
-        raise ValueError(f"{path}: not a safetensors file (only {size} bytes)")
-    try:
-        with safe_open(path, framework="pt", device=str(device)) as f:
-            return {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:
-        raise ValueError(f"{path}: not a valid safetensors file (truncated or corrupt? {e})") from None
-
-
 def read_state_dict(checkpoint_file, print_global_state=False, map_location=None):
     """The checkpoint's flat state dict. Safetensors tensors are memory-mapped views of the file."""
     if not os.path.isfile(checkpoint_file):
@@ -270,7 +264,7 @@ def read_state_dict(checkpoint_file, print_global_state=False, map_location=None
     _, extension = os.path.splitext(checkpoint_file)
     device = map_location or shared.weight_load_location or "cpu"
     if extension.lower() == ".safetensors":
-        pl_sd = _read_safetensors(checkpoint_file, device)
+        pl_sd = weight_loading.read_safetensors(checkpoint_file, device)
     else:
         from modules import safe
         pl_sd = safe.load(checkpoint_file, map_location=device)
@@ -310,10 +304,13 @@ def _fix_vae_attention_shapes(sd):
             sd[k] = v[:, :, None, None]
 
 
-def load_model_weights(model, checkpoint_info, state_dict, timer=None):
-    """Assign the state dict's tensors to the (meta-built) model, then move it to the inference device and dtypes."""
+def load_model_weights(model, checkpoint_info, state_dict, timer=None, device=None):
+    """Assign the state dict's tensors to the (meta-built) model on `device` (default: the inference device) in the
+    inference dtypes."""
     name = getattr(checkpoint_info, "filename", None) or "state dict"
-    sd = {k: v for k, v in state_dict.items() if k.startswith(PREFIXES)}
+    device = device or devices.device
+    # converted tensor by tensor, each file page given back once its tensor is converted (peak RSS: model + 1 tensor)
+    sd = weight_loading.converted(state_dict, lambda key: _placement_for_key(key, device))
     _fix_vae_attention_shapes(sd)
     try:
         result = model.load_state_dict(sd, strict=False, assign=True)
@@ -333,7 +330,8 @@ def load_model_weights(model, checkpoint_info, state_dict, timer=None):
         model.register_schedule(alphas_cumprod=alphas.double().cpu().numpy(), linear_start=model.linear_start, linear_end=model.linear_end)
 
     _check_no_meta(model, name)
-    place_model(model)
+    place_model(model, device)
+    fp8_weights.apply(model)
 
     if checkpoint_info is not None:
         model.sd_model_hash = checkpoint_info.calculate_shorthash()
@@ -344,21 +342,46 @@ def load_model_weights(model, checkpoint_info, state_dict, timer=None):
     return model
 
 
+def _placement_for_key(key, device):
+    """(device, dtype) a checkpoint tensor is loaded to: the VAE in dtype_vae, the UNet and text encoder in dtype_unet."""
+    if key.startswith("first_stage_model."):
+        return device, devices.dtype_vae
+    if key.startswith(PREFIXES):
+        return device, devices.dtype_unet
+    return None
+
+
+def _load_device(model, state_dict):
+    """Where the weights load to: the GPU when the model runs there whole; RAM when a memory mode (the flags', or the
+    automatic placement on a card it does not fit) will move parts of it there later (modules.lowvram)."""
+    if lowvram.is_needed(model):
+        return devices.cpu
+    nbytes = 0
+    for key, tensor in state_dict.items():
+        placement = _placement_for_key(key, devices.device)
+        if placement is not None:
+            nbytes += tensor.numel() * (placement[1].itemsize if tensor.is_floating_point() else tensor.element_size())
+    return devices.device if memory_placement.fits_bytes(nbytes, model.is_sdxl) else devices.cpu
+
+
 def _check_no_meta(model, name):
     for n, t in list(model.named_parameters()) + list(model.named_buffers()):
         if t.is_meta:
             raise ValueError(f"{name}: no weights for '{n}'")
 
 
-def place_model(model):
-    """UNet and text encoder in devices.dtype_unet, VAE in devices.dtype_vae, schedule in float32, all on devices.device."""
-    device = devices.device
+def place_model(model, device=None):
+    """UNet and text encoder in devices.dtype_unet, VAE in devices.dtype_vae, schedule in float32, all on `device`
+    (default: devices.device)."""
+    device = device or devices.device
     model.model.to(device=device, dtype=devices.dtype_unet)
     model.cond_stage_model.to(device=device, dtype=devices.dtype_unet)
     model.first_stage_model.to(device=device, dtype=devices.dtype_vae)
     for name in model.SCHEDULE_BUFFERS:
         setattr(model, name, getattr(model, name).to(device=device, dtype=torch.float32))
     model.model.diffusion_model.dtype = devices.dtype_unet
+    if shared.cmd_opts.opt_channelslast:
+        model.to(memory_format=torch.channels_last)
     model.eval()
     model.requires_grad_(False)
 
@@ -401,6 +424,7 @@ def unload_model_weights(sd_model=None, info=None):
     model = sd_model or shared.sd_model
     if model is not None:
         _undo_hijack(model)
+    lowvram.send_everything_to_cpu()  # forget the old model's visiting part
     shared.sd_model = None
     gc.collect()
     devices.torch_gc()
@@ -409,6 +433,9 @@ def unload_model_weights(sd_model=None, info=None):
 
 def load_model(checkpoint_info=None, already_loaded_state_dict=None):
     """Load a checkpoint as shared.sd_model. With no checkpoint available, prints where to put one and returns None."""
+    from modules.distributed import cluster
+    if cluster.requested(shared.cmd_opts):
+        return None  # a front of Ray workers holds no model: each worker loads what its jobs ask for
     checkpoint_info = checkpoint_info or select_checkpoint()
     if checkpoint_info is None:
         print(no_checkpoint_message(), file=sys.stderr)
@@ -421,8 +448,9 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         config = model_detection.detect_config(state_dict, filename)
         if shared.sd_model is not None:
             unload_model_weights(shared.sd_model)
+        devices.refresh_precision(shared.cmd_opts)  # the half-precision setting may have changed
         model = build_model(config)
-        load_model_weights(model, checkpoint_info, state_dict)
+        load_model_weights(model, checkpoint_info, state_dict, device=_load_device(model, state_dict))
         del state_dict
 
         from modules import sd_vae
@@ -430,6 +458,9 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
             sd_vae.refresh_vae_list()
         vae_file, vae_source = sd_vae.resolve_vae(filename)
         sd_vae.load_vae(model, vae_file, vae_source)
+        lowvram.apply(model)
+        if shared.cmd_opts.compile:
+            torch_compile.apply(model)
 
         shared.sd_model = model
         shared.opts.data["sd_model_checkpoint"] = checkpoint_info.title
@@ -458,3 +489,39 @@ def model_data_get_sd_model():
         except Exception:
             errors.report("Failed to load the Stable Diffusion model", exc_info=True)
     return shared.sd_model
+
+
+def model_hash(filename):
+    """A1111's old 8-digit checkpoint hash: sha256 of the 64 KiB at offset 1 MiB ("NOFILE" if there is no file)."""
+    import hashlib
+    try:
+        with open(filename, "rb") as file:
+            file.seek(0x100000)
+            return hashlib.sha256(file.read(0x10000)).hexdigest()[0:8]
+    except FileNotFoundError:
+        return "NOFILE"
+
+
+class SdModelData:
+    """A1111's holder of the loaded model (`sd_models.model_data`): extensions read `.sd_model`/`get_sd_model()`."""
+
+    @property
+    def sd_model(self):
+        return shared.sd_model
+
+    @sd_model.setter
+    def sd_model(self, value):
+        shared.sd_model = value
+
+    @property
+    def loaded_sd_models(self):
+        return [shared.sd_model] if shared.sd_model is not None else []
+
+    def get_sd_model(self):
+        return model_data_get_sd_model()
+
+    def set_sd_model(self, value, already_loaded=False):
+        shared.sd_model = value
+
+
+model_data = SdModelData()

@@ -278,6 +278,7 @@ class Sampler:
 
     def launch_sampling(self, steps, func):
         """Run `func` (the sampling call) for a pass of `steps` steps; on interrupt, return the last x0 prediction."""
+        self.model_wrap_cfg.steps = steps  # A1111: the pass's step count, which extensions read off the denoiser
         state.sampling_steps = steps
         state.sampling_step = 0
         self._completed_steps_start = state.completed_steps

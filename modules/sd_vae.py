@@ -156,11 +156,12 @@ def restore_base_vae(model):
 
 
 def _load_vae_dict(model, vae_weights, source_name):
+    device = model.first_stage_model.device  # where the VAE lives now (RAM while --medvram/--lowvram rest it there)
     try:
         model.first_stage_model.load_state_dict(vae_weights, strict=True, assign=True)
     except RuntimeError as e:
         raise ValueError(f"{source_name}: VAE weights do not fit this model's VAE: {e}") from None
-    model.first_stage_model.to(device=devices.device, dtype=devices.dtype_vae)
+    model.first_stage_model.to(device=device, dtype=devices.dtype_vae)
     model.first_stage_model.requires_grad_(False)
 
 

@@ -27,7 +27,7 @@ face_restorers = []
 prompt_styles = None       # modules.styles.StyleDatabase, created at startup
 hypernetworks = {}
 loaded_hypernetworks = []
-total_tqdm = None
+total_tqdm = None          # modules.shared_total_tqdm.TotalTQDM, set below
 mem_mon = None
 demo = None                # the Gradio Blocks, once built
 interrogator = None
@@ -40,6 +40,7 @@ script_path = paths_internal.script_path
 data_path = paths_internal.data_path
 
 xformers_available = False
+parallel_processing_allowed = True  # False while --medvram/--lowvram move parts of the model (modules.lowvram)
 natural_sort_key = None
 progress_print_out = sys.stdout
 tab_names = []             # titles of the page's tabs, filled when the UI is built (ui_tab_order / hidden_tabs choices)
@@ -117,3 +118,8 @@ def html(filename):
         with open(path, encoding="utf8") as file:
             return file.read()
     return ""
+
+
+from modules import shared_total_tqdm  # noqa: E402  (it reads shared.opts/state when used)
+
+total_tqdm = shared_total_tqdm.TotalTQDM()

@@ -128,6 +128,7 @@ options_templates.update(options_section(("sd", "Stable Diffusion", "sd"), {
     "comma_padding_backtrack": OptionInfo(20, "Prompt word wrap length limit", "Slider", _slider(0, 74, 1)).info("in tokens - for texts shorter than specified, if they don't fit into 75 token limit, move them to the next 75 token chunk"),
     "CLIP_stop_at_last_layers": OptionInfo(1, "Clip skip", "Slider", _slider(1, 12, 1), infotext="Clip skip").link("wiki", "https://github.com/AUTOMATIC1111/stable-diffusion-webui/wiki/Features#clip-skip").info("ignore last layers of CLIP network; 1 ignores none, 2 ignores one layer"),
     "upcast_attn": OptionInfo(False, "Upcast cross attention layer to float32"),
+    "half_precision_type": OptionInfo("float16", "Half-precision type on the GPU", "Radio", {"choices": ["float16", "bfloat16"]}).info("bfloat16 only where the GPU computes in it (compute capability 8.0+), else float16; --bf16 forces bfloat16; applies when a checkpoint is loaded"),
     "randn_source": OptionInfo("GPU", "Random number generator source.", "Radio", {"choices": ["GPU", "CPU", "NV"]}, infotext="RNG").info("changes seeds drastically; use CPU to produce the same picture across different videocard vendors; use NV to produce same picture as on NVidia videocards"),
     "tiling": OptionInfo(False, "Tiling", infotext="Tiling").info("produce a tileable picture"),
     "hires_fix_refiner_pass": OptionInfo("second pass", "Hires fix: which pass to enable refiner for", "Radio", {"choices": ["first pass", "second pass", "both passes"]}, infotext="Hires refiner"),
@@ -172,6 +173,8 @@ options_templates.update(options_section(("optimizations", "Optimizations", "sd"
     "pad_cond_uncond_v0": OptionInfo(False, "Pad prompt/negative prompt (v0)", infotext="Pad conds v0"),
     "persistent_cond_cache": OptionInfo(True, "Persistent cond cache"),
     "batch_cond_uncond": OptionInfo(True, "Batch cond/uncond"),
+    "fp8_storage": OptionInfo("Disable", "FP8 weight", "Radio", {"choices": ["Disable", "Enable for SDXL", "Enable"]}, infotext="FP8 weight").info("store the UNet's and text encoder's Linear/Conv weights in FP8 (half the VRAM; math stays fp16/bf16); CUDA GPUs only; applies when a checkpoint is loaded"),
+    "cache_fp16_weight": OptionInfo(False, "Cache FP16 weight for LoRA", infotext="Cache FP16 weight for LoRA").info("keep an fp16 copy of the weights FP8 replaced, so LoRAs are applied at full quality; uses more system RAM"),
 }))
 
 options_templates.update(options_section(("compatibility", "Compatibility", "sd"), {
@@ -187,7 +190,16 @@ options_templates.update(options_section(("compatibility", "Compatibility", "sd"
 }))
 
 options_templates.update(options_section(("extra_networks", "Extra Networks", "sd"), {
+    "extra_networks_show_hidden_directories": OptionInfo(True, "Show hidden directories").info('directory is hidden if its name starts with "."'),
+    "extra_networks_hidden_models": OptionInfo("When searched", "Show cards for models in hidden directories", "Radio", {"choices": ["Always", "When searched", "Never"]}).info('"When searched" option will only show the item when the search string has 4 characters or more'),
     "extra_networks_default_multiplier": OptionInfo(1.0, "Default multiplier for extra networks", "Slider", _slider(0.0, 2.0, 0.01)),
+    "extra_networks_card_width": OptionInfo(0, "Card width for Extra Networks").info("in pixels"),
+    "extra_networks_card_height": OptionInfo(0, "Card height for Extra Networks").info("in pixels"),
+    "extra_networks_card_show_desc": OptionInfo(True, "Show description on card"),
+    "extra_networks_card_order_field": OptionInfo("Path", "Default order field for Extra Networks cards", "Dropdown", {"choices": ["Path", "Name", "Date Created", "Date Modified"]}).needs_reload_ui(),
+    "extra_networks_card_order": OptionInfo("Ascending", "Default order for Extra Networks cards", "Dropdown", {"choices": ["Ascending", "Descending"]}).needs_reload_ui(),
+    "extra_networks_add_text_separator": OptionInfo(" ", "Extra networks separator").info("extra text to add before <...> when adding extra network to prompt"),
+    "ui_extra_networks_tab_reorder": OptionInfo("", "Extra networks tab order").needs_reload_ui(),
     "textual_inversion_print_at_load": OptionInfo(False, "Print a list of Textual Inversion embeddings when loading model"),
     "textual_inversion_add_hashes_to_infotext": OptionInfo(True, "Add Textual Inversion hashes to infotext"),
     "sd_hypernetwork": OptionInfo("None", "Add hypernetwork to prompt", "Dropdown", lambda: {"choices": shared_items.hypernetwork_names()}),

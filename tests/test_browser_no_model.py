@@ -1,4 +1,5 @@
-"""With no checkpoint, the UI still starts and Generate says where to put one."""
+"""With no checkpoint (and the shipped demo model's fallback turned off), the UI still starts and Generate says where
+to put one."""
 import pytest
 
 from tests.webui_server import WebuiServer, chromium_available, launch_browser
@@ -8,7 +9,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), 
 
 def test_generate_without_a_model_names_the_folder(tmp_path):
     from playwright.sync_api import sync_playwright
-    with WebuiServer(tmp_path) as server, sync_playwright() as pw:
+    with WebuiServer(tmp_path, ["--no-download-sd-model"]) as server, sync_playwright() as pw:
         browser = launch_browser(pw)
         page = browser.new_page()
         page.goto(server.url)

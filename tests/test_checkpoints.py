@@ -235,7 +235,19 @@ def test_file_that_is_not_a_checkpoint_gives_a_clear_error(env, files):
 
 # ---- listing, titles, hashes -----------------------------------------------------------------------------------------
 
-def test_no_checkpoint_is_a_normal_state(env):
+def test_a_new_data_folder_falls_back_to_the_shipped_demo_model(env, monkeypatch):
+    """--data-dir pointing at a new folder: the demo model the program ships is found, as the fallback of last resort."""
+    shipped = os.path.join(shared.paths_internal.script_path, "models", "Stable-diffusion", sd_models.BUILTIN_DEMO_NAME)
+    if not os.path.isfile(shipped):
+        pytest.skip("this checkout has no demo model")
+    monkeypatch.setattr(shared.cmd_opts, "no_download_sd_model", False)
+    sd_models.list_models()
+    assert [i.filename for i in sd_models.checkpoints_list.values()] == [shipped]
+    assert sd_models.select_checkpoint().filename == shipped
+
+
+def test_no_checkpoint_is_a_normal_state(env, monkeypatch):
+    monkeypatch.setattr(shared.cmd_opts, "no_download_sd_model", True)  # no demo fallback
     sd_models.list_models()
     assert sd_models.checkpoints_list == {} and sd_models.select_checkpoint() is None
     assert sd_models.load_model() is None and shared.sd_model is None

@@ -39,3 +39,12 @@ def test_without_ray_installed_the_flag_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when it is not installed
     with pytest.raises(RuntimeError, match=r'pip install "\.\[ray\]"'):
         cluster.import_ray()
+
+
+def test_a_front_of_ray_workers_never_loads_a_model_itself(monkeypatch, tiny_checkpoint_path):
+    from modules import sd_models, shared
+    monkeypatch.setattr(shared.cmd_opts, "workers", "ray")
+    monkeypatch.setattr(shared, "sd_model", None)
+    # what the checkpoint dropdown, POST /sdapi/v1/options and /reload-checkpoint end in
+    assert sd_models.reload_model_weights(info=sd_models.CheckpointInfo(tiny_checkpoint_path)) is None
+    assert shared.sd_model is None

@@ -215,3 +215,31 @@ def test_holding_queue_lock_keeps_jobs_from_starting():
         assert not started.wait(0.3)
     job.future.result(timeout=10)
     assert started.is_set()
+
+
+def test_the_page_shows_the_queue_position_and_how_many_wait():
+    from webui import job_runner
+    queued = job_runner.progress_html(job_queue.TaskProgress(task_id="t", status="queued", queue_position=2, queued=3))
+    assert "In queue: 2 jobs ahead" in queued
+    running = job_runner.progress_html(job_queue.TaskProgress(task_id="t", status="running", fraction=0.5, queued=3,
+                                                              completed_steps=5, total_steps=10), "txt2img")
+    assert "Step 5/10" in running and "50%" in running and "3 waiting" in running
+
+
+def test_a_tabs_interrupt_cancels_its_waiting_job_and_leaves_the_running_one():
+    from types import SimpleNamespace
+
+    from webui import job_runner
+    release = threading.Event()
+    blocker = job_queue.queue.submit_call(release.wait, 10)  # someone else's running job
+    wait_until(lambda: blocker.status == "running")
+    mine = SimpleNamespace(session_hash="session-a")
+    updates = job_runner.run_job("txt2img", "txt2img", {"prompt": "x"}, gradio_request=mine)
+    kind, html_text, _ = next(updates)
+    assert kind == "progress" and "In queue: next" in html_text
+    job_runner.interrupt("txt2img", mine)
+    kind, result, error = next(updates)
+    assert kind == "done" and result is None and isinstance(error, job_queue.JobCancelled)
+    assert blocker.status == "running"
+    release.set()
+    blocker.future.result(timeout=10)

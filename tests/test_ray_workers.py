@@ -142,6 +142,14 @@ def test_the_same_request_gives_the_same_image_and_infotext_as_the_single_proces
     assert len(saved_files_for_seed(1234)) == 1  # saved once, by the front
 
 
+def test_a_bad_request_fails_on_the_worker_with_the_engines_own_error(queue):
+    from modules.processing_request import RequestError
+    job = queue.submit("txt2img", dict(request(1), sampler_name="No such sampler"))
+    with pytest.raises(RequestError, match="Sampler not found: 'No such sampler'") as error:
+        job.future.result(300)
+    assert error.value.field == "sampler_name"
+
+
 def test_forty_jobs_from_eight_clients_all_complete_with_their_own_seeds_on_both_workers(pool):
     def client(number):
         tickets = [submit(pool, f"c{number}-{i}", request(10_000 + 100 * number + i), client=f"client-{number}")

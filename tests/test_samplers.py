@@ -567,7 +567,7 @@ def test_interrupt_returns_the_last_prediction():
 
 
 def test_nans_are_reported_with_a1111_message():
-    with pytest.raises(devices.NansException, match="A tensor with NaNs was produced in Unet"):
+    with pytest.raises(devices.NansException, match="A tensor with all NaNs was produced in Unet"):
         run("Euler", model=GaussianModel(nan=True), steps=3)
 
 

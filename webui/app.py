@@ -86,7 +86,10 @@ def launch_demo(demo, cmd_opts):
 
 
 def build_and_launch():
-    from modules import shared
+    from modules import shared, ui_extra_networks
+    # The built-in card pages first; extensions add theirs in on_before_ui (a Reload UI starts the list afresh).
+    ui_extra_networks.initialize()
+    ui_extra_networks.register_default_pages()
     try:
         from modules import script_callbacks
     except ImportError:
@@ -101,8 +104,9 @@ def build_and_launch():
     from modules.api import server as api_server
     api_server.create_api(app, sdapi=shared.cmd_opts.api)
     # (extension-compat) Gradio 3's /file=<path> URLs that extensions' javascript fetches (allowed folders only).
-    from webui import file_route
+    from webui import extra_networks_routes, file_route
     file_route.add_route(app)
+    extra_networks_routes.add_routes(app)
     if script_callbacks is not None:
         script_callbacks.app_started_callback(demo, app)
     return demo, app

@@ -62,7 +62,7 @@ def resolve(path):
     raise HTTPException(status_code=403, detail=f"File not allowed: {path}")
 
 
-def _check_login(app, request):
+def check_login(app, request):
     """Same rule as Gradio's own routes: with --gradio-auth, only a logged-in browser may read files."""
     if getattr(app, "auth", None) is None and getattr(app, "auth_dependency", None) is None:
         return
@@ -75,7 +75,7 @@ def _check_login(app, request):
 def add_route(app):
     """Register GET/HEAD /file=<path> on the FastAPI app the web UI runs on."""
     def serve_file(path: str, request: Request):
-        _check_login(app, request)
+        check_login(app, request)
         real = resolve(path)
         media_type = mimetypes.guess_type(real)[0] or "application/octet-stream"
         return FileResponse(real, media_type=media_type, headers={"Cache-Control": "no-cache"})

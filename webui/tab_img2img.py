@@ -7,7 +7,7 @@ import gradio as gr
 from modules import img2img as engine, shared
 from modules.processing_img2img import INPAINTING_FILL_NAMES, RESIZE_MODES
 from modules.shared import opts
-from webui import generation_controls, job_runner, output_panel
+from webui import extra_networks_ui, generation_controls, job_runner, output_panel
 from webui.toprow import Toprow
 
 TABNAME = "img2img"
@@ -157,21 +157,22 @@ def create_tab(ctx):
 def _create_tab(ctx):
     toprow = Toprow(TABNAME)
     mode = gr.State(0)
-    with gr.Row(elem_id=f"{TABNAME}_settings_and_output"):
-        with gr.Column(scale=1, elem_id=f"{TABNAME}_settings"):
-            modes = create_mode_inputs()
-            resize = create_resize_controls()
-            controls = generation_controls.create_sampling_controls(TABNAME, ctx)
-            with gr.Row():
-                batch_count = gr.Slider(minimum=1, maximum=100, step=1, label="Batch count", value=1, elem_id=f"{TABNAME}_batch_count")
-                batch_size = gr.Slider(minimum=1, maximum=8, step=1, label="Batch size", value=1, elem_id=f"{TABNAME}_batch_size")
-            cfg_scale = gr.Slider(minimum=1.0, maximum=30.0, step=0.5, label="CFG Scale", value=7.0, elem_id=f"{TABNAME}_cfg_scale")
-            denoising_strength = gr.Slider(minimum=0.0, maximum=1.0, step=0.01, label="Denoising strength", value=0.75, elem_id=f"{TABNAME}_denoising_strength")
-            inpaint = create_inpaint_controls()
-            seed = generation_controls.create_seed_controls(TABNAME)
-            script_inputs = generation_controls.create_script_controls(TABNAME, is_img2img=True)
-        with gr.Column(scale=1, elem_id=f"{TABNAME}_results"):
-            out = output_panel.OutputPanel(TABNAME)
+    with extra_networks_ui.beside_generation(TABNAME, ctx):
+        with gr.Row(elem_id=f"{TABNAME}_settings_and_output"):
+            with gr.Column(scale=1, elem_id=f"{TABNAME}_settings"):
+                modes = create_mode_inputs()
+                resize = create_resize_controls()
+                controls = generation_controls.create_sampling_controls(TABNAME, ctx)
+                with gr.Row():
+                    batch_count = gr.Slider(minimum=1, maximum=100, step=1, label="Batch count", value=1, elem_id=f"{TABNAME}_batch_count")
+                    batch_size = gr.Slider(minimum=1, maximum=8, step=1, label="Batch size", value=1, elem_id=f"{TABNAME}_batch_size")
+                cfg_scale = gr.Slider(minimum=1.0, maximum=30.0, step=0.5, label="CFG Scale", value=7.0, elem_id=f"{TABNAME}_cfg_scale")
+                denoising_strength = gr.Slider(minimum=0.0, maximum=1.0, step=0.01, label="Denoising strength", value=0.75, elem_id=f"{TABNAME}_denoising_strength")
+                inpaint = create_inpaint_controls()
+                seed = generation_controls.create_seed_controls(TABNAME)
+                script_inputs = generation_controls.create_script_controls(TABNAME, is_img2img=True)
+            with gr.Column(scale=1, elem_id=f"{TABNAME}_results"):
+                out = output_panel.OutputPanel(TABNAME)
 
     toprow.bind_token_counters(controls.steps)
     mode_outputs = [mode, inpaint.group, inpaint.mask_alpha]

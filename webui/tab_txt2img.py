@@ -2,7 +2,7 @@
 an API request; the tab shows the job's progress and result."""
 import gradio as gr
 
-from webui import generation_controls, job_runner, output_panel
+from webui import extra_networks_ui, generation_controls, job_runner, output_panel
 from webui.toprow import Toprow
 
 
@@ -18,15 +18,16 @@ def create_tab(ctx):
 def _create_tab(ctx):
     tabname = "txt2img"
     toprow = Toprow(tabname)
-    with gr.Row(elem_id=f"{tabname}_settings_and_output"):
-        with gr.Column(scale=1, elem_id=f"{tabname}_settings"):
-            controls = generation_controls.create_sampling_controls(tabname, ctx)
-            hires = generation_controls.create_hires_controls(tabname, ctx)
-            dims = generation_controls.create_dimension_controls(tabname, ctx)
-            seed = generation_controls.create_seed_controls(tabname)
-            script_inputs = generation_controls.create_script_controls(tabname, is_img2img=False)
-        with gr.Column(scale=1, elem_id=f"{tabname}_results"):
-            out = output_panel.OutputPanel(tabname)
+    with extra_networks_ui.beside_generation(tabname, ctx):
+        with gr.Row(elem_id=f"{tabname}_settings_and_output"):
+            with gr.Column(scale=1, elem_id=f"{tabname}_settings"):
+                controls = generation_controls.create_sampling_controls(tabname, ctx)
+                hires = generation_controls.create_hires_controls(tabname, ctx)
+                dims = generation_controls.create_dimension_controls(tabname, ctx)
+                seed = generation_controls.create_seed_controls(tabname)
+                script_inputs = generation_controls.create_script_controls(tabname, is_img2img=False)
+            with gr.Column(scale=1, elem_id=f"{tabname}_results"):
+                out = output_panel.OutputPanel(tabname)
 
     toprow.bind_token_counters(controls.steps)
 

@@ -5,7 +5,7 @@ import html
 import gradio as gr
 
 from modules import job_queue
-from modules.distributed import front
+from modules.distributed import executor, front
 
 REFRESH_S = 2.0
 GB = 1024 ** 3
@@ -53,6 +53,7 @@ def add_worker(kind):
         front.pool.add_worker(num_cpus=1, num_gpus=1)
     else:
         front.pool.add_worker(num_cpus=1, num_gpus=0, threads=1)
+    executor.workers_changed()
     return workers_html(), gr.update(choices=_names())
 
 

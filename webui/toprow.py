@@ -8,11 +8,8 @@ from webui import job_runner
 
 
 def token_counter_html(text: str, steps: int = 20, styles=None, is_positive: bool = True) -> str:
-    try:
-        from modules import token_counter
-        count, max_length = token_counter.count_tokens(text or "", steps=int(steps or 20), styles=styles or [], is_positive=is_positive)
-    except Exception:
-        count, max_length = 0, 75
+    from modules import token_counter
+    count, max_length = token_counter.count_tokens(text or "", steps=int(steps or 20), styles=styles or [], is_positive=is_positive)
     return f"<span class='token-counter'>{count}/{max_length}</span>"
 
 
@@ -57,7 +54,8 @@ class Toprow:
                     self.prompt = gr.Textbox(label="Prompt", show_label=False, lines=3, elem_id=f"{tabname}_prompt",
                                              value=first_prompt(tabname),
                                              placeholder="Prompt\n(Press Ctrl+Enter to generate, Alt+Enter to skip, Esc to interrupt)")
-                    self.token_counter = gr.HTML(token_counter_html(""), elem_id=f"{tabname}_token_counter", elem_classes=["token-counter-box"])
+                    # Counted for the prompt the page opens with (the counter follows later edits).
+                    self.token_counter = gr.HTML(token_counter_html(self.prompt.value), elem_id=f"{tabname}_token_counter", elem_classes=["token-counter-box"])
                 with gr.Row():
                     self.negative_prompt = gr.Textbox(label="Negative prompt", show_label=False, lines=3, elem_id=f"{tabname}_neg_prompt",
                                                       placeholder="Negative prompt\n(Press Ctrl+Enter to generate, Alt+Enter to skip, Esc to interrupt)")

@@ -28,11 +28,6 @@ MAX_IMAGE_PIXELS = 8192 * 8192           # one decoded image
 
 # ---------------------------------------------------------------------------------------------- images
 
-def verify_url(url):
-    """Images are never fetched from URLs here (no network at run time): always False."""
-    return False
-
-
 def decode_base64_to_image(encoding: str, field: str = "image") -> Image.Image:
     """A base64 string (with or without a `data:image/...;base64,` prefix) -> PIL image; a bad or oversized image
     raises RequestError naming `field`. The size is checked from the header, before the pixels are decoded."""
@@ -104,7 +99,8 @@ def error_response(status_code: int, error: str, detail, errors_text: str):
 
 def request_error_response(e: RequestError):
     detail = [{"loc": ["body", *e.field.split(".")], "msg": e.message, "type": "value_error"}] if e.status_code == 422 else e.message
-    return error_response(e.status_code, "RequestError", detail, f"{e.field}: {e.message}")
+    text = e.message if e.message.startswith(e.field) else f"{e.field}: {e.message}"
+    return error_response(e.status_code, "RequestError", detail, text)
 
 
 class ApiRoute(APIRoute):
@@ -163,7 +159,8 @@ INFOTEXT_FIELDS = {
 
 
 def apply_infotext(body: dict, set_fields: set, infotext: str) -> dict:
-    """Fill the fields the request did not set from an infotext; its settings go into override_settings."""
+    """Fill the fields the request did not set from an infotext; its settings go into override_settings. Returns
+    the parsed parameters."""
     from modules import infotext_utils, script_callbacks
     params = infotext_utils.parse_generation_parameters(infotext)
     script_callbacks.infotext_pasted_callback(infotext, params)
@@ -180,13 +177,36 @@ def apply_infotext(body: dict, set_fields: set, infotext: str) -> dict:
     return params
 
 
+def script_args_from_infotext(kind: str, params: dict) -> dict:
+    """{script_args position: value} for the scripts' controls an infotext mentions (their infotext_fields), cast to
+    the control's type as pasting into the page would."""
+    from modules import infotext_utils
+    runner = processing_request.script_runner(kind)
+    if runner is None:
+        return {}
+    positions = {id(control): i for i, control in enumerate(runner.inputs or []) if control is not None}
+    found = {}
+    for control, key in runner.infotext_fields or []:
+        if id(control) not in positions:
+            continue
+        value = key(params) if callable(key) else params.get(key)
+        if value is None or isinstance(value, dict):
+            continue
+        value = infotext_utils.cast_paste_value(value, getattr(control, "value", None))
+        if value is not infotext_utils.KEEP:
+            found[positions[id(control)]] = value
+    return found
+
+
 def generation_request(kind: str, req) -> tuple[dict, bool, str | None]:
     """(normalised engine request, send_images, task id) for a txt2img/img2img API request."""
     body = req.model_dump()
+    infotext_args = {}
     if body.get("infotext"):
-        apply_infotext(body, set(req.model_fields_set), body["infotext"])
+        params = apply_infotext(body, set(req.model_fields_set), body["infotext"])
+        infotext_args = script_args_from_infotext(kind, params)
     script_args = processing_request.script_args_from_api(kind, body.pop("script_name"), body.pop("script_args"),
-                                                           body.pop("alwayson_scripts"))
+                                                           body.pop("alwayson_scripts"), infotext_args)
     send_images, save_images = body.pop("send_images") is not False, bool(body.pop("save_images"))
     body.pop("infotext")
     body.pop("include_init_images", None)
@@ -202,9 +222,22 @@ def generation_request(kind: str, req) -> tuple[dict, bool, str | None]:
                 body[name] = decode_base64_to_image(body[name], name)
     if body.get("firstpass_image"):
         body["firstpass_image"] = decode_base64_to_image(body["firstpass_image"], "firstpass_image")
+    check_override_settings(body.get("override_settings") or {})
     request = processing_request.normalize(kind, {**body, "script_args": script_args})
     request["is_api"] = True
     return request, send_images, task_id
+
+
+def check_override_settings(override: dict):
+    """A job's override_settings obey the same rules as setting them: frozen and restricted settings refused."""
+    from modules import settings_guard
+    if not isinstance(override, dict):
+        return  # normalize() answers this with the field named
+    for key, value in override.items():
+        try:
+            settings_guard.check_setting(key, value, info=shared.opts.data_labels.get(key))
+        except settings_guard.SettingRefused as e:
+            raise HTTPException(status_code=403, detail=f"override_settings: {e}") from None
 
 
 def extras_script_args(req) -> dict:

@@ -63,3 +63,8 @@ class RayExecutor:
             getattr(self.pool, what)(job.task_id)
         else:
             getattr(self.local, what)(job)
+
+
+def workers_changed():
+    """After workers were started or added: the queue starts as many jobs at once as there are workers now."""
+    job_queue.queue.set_executor(job_queue.queue.executor)

@@ -23,3 +23,15 @@ class JobResult:
     checkpoint: str = None         # the checkpoint the worker had loaded when the job ended
     seconds: float = 0.0           # time the job took on the worker
     worker: str = None
+
+
+class JobError(RuntimeError):
+    """An engine error of a job, carrying the images it saved before failing (the front still saves them)."""
+
+    def __init__(self, cause, saved_images):
+        super().__init__(cause, saved_images)
+        self.cause = cause
+        self.saved_images = saved_images
+
+    def __str__(self):
+        return f"{type(self.cause).__name__}: {self.cause}"

@@ -12,9 +12,10 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from modules.distributed import captured_saves, routing
+from modules.distributed import captured_saves, jobs, routing
 
 POLL_INTERVAL_S = 0.5
+STATE_REFRESH_S = 5.0   # an idle worker is asked how it is (memory, still alive) this often
 WORKER_MAX_RESTARTS = 5
 WORKER_CONCURRENCY = 4  # run + progress + interrupt/skip + state at the same time
 
@@ -43,6 +44,10 @@ class Ticket:
         """The JobResult, once done: its images are saved by this (the front's) process first."""
         if not self.finished.wait(timeout):
             raise TimeoutError(f"job {self.job.task_id} is still {self.state}")
+        if isinstance(self.error, jobs.JobError):  # what it saved before the error is kept, as in one process
+            captured_saves.replay(self.error.saved_images)
+            self.error.saved_images = []
+            raise self.error.cause
         if self.error is not None:
             raise self.error
         if self.result.saved_images:
@@ -68,6 +73,7 @@ class WorkerRecord:
     deaths: int = 0
     error: str = None
     ask_state_at: float = None       # when to ask a restarting worker again whether it is up
+    state_asked_at: float = 0.0
 
 
 class WorkerPool:
@@ -97,7 +103,7 @@ class WorkerPool:
         ).remote(*self.make_args(name, threads))
         with self.lock:
             record = WorkerRecord(name=name, actor=actor, resources=resources)
-            record.ready_ref = actor.state.remote()
+            self._ask_state(record)
             self.workers[name] = record
         return name
 
@@ -187,6 +193,8 @@ class WorkerPool:
                 self._finish(ticket, error=JobFailed("the worker pool was shut down"), state="cancelled")
             self.waiting.clear()
             for record in list(self.workers.values()):
+                if record.ticket is not None:
+                    self._finish(record.ticket, error=JobFailed("the worker pool was shut down"), state="failed")
                 self._stop(record)
         self.dispatcher.join(timeout=5)
 
@@ -262,6 +270,9 @@ class WorkerPool:
         record.ready_ref = None
         info, error = self._get(ref)
         if isinstance(error, self.ray.exceptions.ActorUnavailableError):  # Ray is restarting its process
+            if record.status == "ready":  # it died while idle
+                record.deaths += 1
+                record.status, record.checkpoint, record.info = "starting", None, {}
             record.ask_state_at = time.time() + self.poll_interval
             return
         if error is not None:
@@ -269,8 +280,9 @@ class WorkerPool:
             record.status, record.error = "dead", f"{type(error).__name__}: {error}"
             print(f"Ray worker {record.name} could not start: {record.error}", flush=True)
             return
-        record.info = {k: v for k, v in info.items() if k not in ("name", "task_id")}
-        record.checkpoint = info.get("checkpoint")
+        record.info = {k: v for k, v in info.items() if k != "task_id"}
+        if record.ticket is None:  # a busy worker may be loading the checkpoint of the job just sent
+            record.checkpoint = info.get("checkpoint")
         if record.status == "starting":
             record.status = "ready"
             record.idle_since = time.time()
@@ -291,7 +303,7 @@ class WorkerPool:
         if record.status == "draining":
             self._stop(record)
         else:
-            record.ready_ref = record.actor.state.remote()  # fresh memory figures after each job
+            self._ask_state(record)  # fresh memory figures after each job
 
     def _on_worker_death(self, record, ticket, error):
         print(f"Ray worker {record.name} died while running job {ticket.job.task_id}: {error}", flush=True)
@@ -300,7 +312,7 @@ class WorkerPool:
             self._stop(record)
         else:
             record.status, record.checkpoint, record.info = "starting", None, {}
-            record.ready_ref = record.actor.state.remote()  # answers once Ray has restarted the process
+            self._ask_state(record)  # answers once Ray has restarted the process
         if ticket.attempts >= 2:
             self._finish(ticket, error=JobFailed(
                 f"job {ticket.job.task_id} was lost twice: its workers died while running it ({error})"), state="failed")
@@ -320,13 +332,19 @@ class WorkerPool:
         """Ask restarting workers whether they are up, and running workers how their job is going."""
         now = time.time()
         for record in self.workers.values():
-            if record.ask_state_at is not None and now >= record.ask_state_at:
-                record.ask_state_at, record.ready_ref = None, record.actor.state.remote()
+            if record.ready_ref is None and record.status != "dead" and (
+                    (record.ask_state_at is not None and now >= record.ask_state_at)
+                    or (record.ticket is None and now - record.state_asked_at >= STATE_REFRESH_S)):
+                self._ask_state(record)
             ticket = record.ticket
             if ticket is None or record.progress_ref is not None or now - record.last_poll < self.poll_interval:
                 continue
             record.last_poll = now
             record.progress_ref = record.actor.progress.remote(ticket.job.task_id, ticket.preview_id)
+
+    def _ask_state(self, record):
+        record.ask_state_at, record.state_asked_at = None, time.time()
+        record.ready_ref = record.actor.state.remote()
 
     def _on_progress(self, record, ref):
         record.progress_ref = None

@@ -58,7 +58,10 @@ def run_job(job):
         use_checkpoint(job.checkpoint)
     script_layout.apply(job.script_layout)
     with captured_saves.capture() as saved:
-        value = job_queue.run_job(job.kind, job.request, job.task_id)
+        try:
+            value = job_queue.run_job(job.kind, job.request, job.task_id)
+        except Exception as e:
+            raise jobs.JobError(e, saved) from e
     return jobs.JobResult(task_id=job.task_id, value=value, saved_images=saved, checkpoint=loaded_checkpoint(),
                           seconds=time.perf_counter() - started)
 

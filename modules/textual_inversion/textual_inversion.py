@@ -188,3 +188,28 @@ class EmbeddingDatabase:
             if tokens[offset:offset + len(ids)] == ids:
                 return embedding, len(ids)
         return None, None
+
+
+def create_embedding_from_data(data, name, filename="unknown embedding file", filepath=None):
+    """An Embedding from a loaded embedding file's contents (A1111's name; a LyCORIS bundle's embeddings use it)."""
+    if "string_to_param" in data:
+        param_dict = data["string_to_param"]
+        param_dict = getattr(param_dict, "_parameters", param_dict)
+        if len(param_dict) != 1:
+            raise ValueError(f"{filename}: embedding file has multiple terms in it")
+        vec = next(iter(param_dict.values())).detach().to(dtype=torch.float32)
+    elif isinstance(data, dict) and "clip_g" in data and "clip_l" in data:
+        vec = {k: v.detach().to(torch.float32) for k, v in data.items() if torch.is_tensor(v)}
+    elif isinstance(data, dict) and len(data) == 1 and torch.is_tensor(next(iter(data.values()))):
+        vec = next(iter(data.values())).detach().to(dtype=torch.float32)
+    else:
+        raise ValueError(f"{filename}: not a textual inversion embedding")
+    embedding = Embedding(vec, name, step=data.get("step") if isinstance(data, dict) else None)
+    if torch.is_tensor(vec):
+        embedding.vectors = vec.shape[0] if vec.dim() > 1 else 1
+        embedding.shape = vec.shape[-1]
+    else:
+        embedding.vectors = next(iter(vec.values())).shape[0]
+        embedding.shape = sum(v.shape[-1] for v in vec.values())
+    embedding.filename = filepath
+    return embedding

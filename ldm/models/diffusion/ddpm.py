@@ -79,6 +79,7 @@ class LatentDiffusion(nn.Module):
         self.is_ssd = False
         self.is_sdxl_inpaint = False
         self.lowvram = False
+        self.run_device = None  # set by --medvram/--lowvram (modules.lowvram): the GPU, while weights rest in RAM
         self.sd_checkpoint_info = None
         self.sd_model_hash = None
         self.sd_model_checkpoint = None
@@ -120,6 +121,8 @@ class LatentDiffusion(nn.Module):
     # ---- properties extensions read --------------------------------------------------------------------------------
     @property
     def device(self):
+        if self.run_device is not None:
+            return self.run_device
         return next(self.model.diffusion_model.parameters()).device
 
     @property

@@ -1,0 +1,322 @@
+"""Full txt2img, ours against diffusers', on the same weights, scheduler family, sizes and steps, in one process.
+
+    venv/bin/python benchmarks/benchmark_pipeline.py                              # CUDA if present, else the CPU
+    venv/bin/python benchmarks/benchmark_pipeline.py --device cuda --compile --memory-modes
+    flock /tmp/sdwebui-bigmem.lock venv/bin/python benchmarks/benchmark_pipeline.py --device cpu --models demo,sd15
+
+Models: `demo` (the shipped demo checkpoint), `sd15` (SD1.5 widths, random weights) and `sdxl` (SDXL widths, random
+weights; once the SDXL family is on main). Random checkpoints are written once (fp16) to the temp folder and loaded
+the way the web UI loads any file; diffusers gets the same tensors through its own single-file conversion.
+
+Ours is `processing.process_images` (prompt parsing, text encoder, k-diffusion Euler, CFG, VAE decode, PIL image);
+diffusers' is StableDiffusionPipeline / StableDiffusionXLPipeline with EulerDiscreteScheduler, both at CFG 7 with a
+negative prompt, calls alternating so that background load hits both alike. Per implementation: the first call's time
+(before any warm-up: "first image"), the median seconds per image of `--repeats` calls after `--warmup`, iterations
+per second over the sampling loop (first to last step), and peak memory: on CUDA the weights on the GPU plus the
+largest extra allocation during a call; on the CPU the largest RSS growth during a call (activations only; both
+models' weights are resident all along).
+"""
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("SD_WEBUI_DATA_DIR", tempfile.mkdtemp(prefix="sdwebui-bench-"))
+os.environ.setdefault("SD_WEBUI_TEST_ARGV", "--no-hashing --disable-console-progressbars --no-prompt-history")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from modules.cpu_threading import prefer_passive_omp_wait  # noqa: E402
+
+prefer_passive_omp_wait()
+
+import torch  # noqa: E402
+
+from random_checkpoints import random_checkpoint  # noqa: E402  (benchmarks/, beside this script)
+
+GIB = 2 ** 30
+PROMPT = "a large red circle in the centre on a white background"
+NEGATIVE = "blue"
+DEMO_FILE = os.path.join(ROOT, "models", "Stable-diffusion", "demo-shapes.safetensors")
+# image side per model: on a GPU the model's native size; on the CPU small enough to finish in minutes
+SIDES = {"demo": (64, 64), "sd15": (512, 256), "sdxl": (1024, 512)}
+CPU_STEPS = {"demo": 20, "sd15": 4, "sdxl": 2}
+
+
+# ---- the models ---------------------------------------------------------------------------------------------------
+
+def load_ours(path):
+    from modules import sd_models
+    sd_models.unload_model_weights()
+    return sd_models.load_model(sd_models.CheckpointInfo(path))
+
+
+def _diffusers_components(path, device, dtype):
+    """UNet, VAE and CLIP text encoder(s) as diffusers builds them from an original-layout file."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.loaders import single_file_utils as conversion
+    from modules import model_detection, sd_models
+    sd = sd_models.read_state_dict(path)
+    config = model_detection.detect_config(sd, path)
+    vae_config = dict(config.vae["ddconfig"])
+    original = {"model": {"params": {"unet_config": {"params": dict(config.unet)}, "scale_factor": 0.18215,
+                                     "first_stage_config": {"params": {"ddconfig": vae_config}}}}}
+    unet_config = conversion.create_unet_diffusers_config_from_ldm(original, sd)
+    vae_config = conversion.create_vae_diffusers_config_from_ldm(original, sd)
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**unet_config)
+        vae = AutoencoderKL(**vae_config)
+    for model, weights in ((unet, conversion.convert_ldm_unet_checkpoint(sd, unet_config)),
+                           (vae, conversion.convert_ldm_vae_checkpoint(sd, vae_config))):
+        missing, unexpected = model.load_state_dict(weights, strict=False, assign=True)
+        if missing:
+            raise RuntimeError(f"diffusers' {type(model).__name__} is missing {missing[:3]}")
+    from transformers import CLIPTextModel
+    from ldm.modules.encoders.modules import sd1_clip_config
+    with torch.device("meta"):
+        text_encoder = CLIPTextModel(sd1_clip_config(**config.clip))
+    prefix = "cond_stage_model.transformer.text_model."
+    text_encoder.load_state_dict({k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}, strict=False, assign=True)
+    embeddings = text_encoder.text_model.embeddings if hasattr(text_encoder, "text_model") else text_encoder.embeddings
+    embeddings.register_buffer("position_ids", torch.arange(embeddings.position_embedding.weight.shape[0])[None], persistent=False)
+    return [m.to(device, dtype).eval().requires_grad_(False) for m in (unet, vae, text_encoder)]
+
+
+def load_diffusers(path, device, dtype):
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+    from modules.clip_tokenizer import load_clip_tokenizer
+    unet, vae, text_encoder = _diffusers_components(path, device, dtype)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       num_train_timesteps=1000, steps_offset=1, timestep_spacing="leading")
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=load_clip_tokenizer(), unet=unet,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def weights_bytes(modules_):
+    return sum(t.numel() * t.element_size() for m in modules_ for t in list(m.parameters()) + list(m.buffers()))
+
+
+# ---- one timed call -----------------------------------------------------------------------------------------------
+
+class StepClock:
+    """Times the sampling loop from its first to its last step (synchronising the GPU at each)."""
+
+    def __init__(self, device):
+        self.device, self.times = device, []
+
+    def tick(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.times.append(time.perf_counter())
+
+    def its(self):
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0]) if len(self.times) > 1 else float("nan")
+
+
+class MemoryWatch:
+    def __init__(self, device):
+        self.device = device
+
+    def __enter__(self):
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.before = torch.cuda.memory_allocated(self.device)
+        else:
+            self.before = _rss()
+            with open("/proc/self/clear_refs", "w") as file:
+                file.write("5")
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.extra = torch.cuda.max_memory_allocated(self.device) - self.before
+        else:
+            self.extra = _peak_rss() - self.before
+
+
+def _status_bytes(field):
+    with open("/proc/self/status") as file:
+        for line in file:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(field)
+
+
+def _rss():
+    return _status_bytes("VmRSS")
+
+
+def _peak_rss():
+    return _status_bytes("VmHWM")
+
+
+_ours_clock = []  # the StepClock of the call in progress (the step callback is registered once)
+
+
+def _tick_ours(params):
+    _ours_clock[-1].tick()
+
+
+def run_ours(model, side, steps, seed, clock):
+    from modules import processing, script_callbacks
+    if not _ours_clock:
+        script_callbacks.on_cfg_after_cfg(_tick_ours, name="benchmark step clock")
+    _ours_clock.append(clock)
+    p = processing.StableDiffusionProcessingTxt2Img(
+        sd_model=model, prompt=PROMPT, negative_prompt=NEGATIVE, steps=steps, cfg_scale=7, width=side, height=side,
+        seed=seed, sampler_name="Euler", do_not_save_samples=True, do_not_save_grid=True)
+    return processing.process_images(p).images[0]
+
+
+def run_diffusers(pipe, side, steps, seed, clock):
+    def on_step_end(pipeline, step, timestep, kwargs):
+        clock.tick()
+        return kwargs
+    generator = torch.Generator("cpu").manual_seed(seed)
+    return pipe(PROMPT, negative_prompt=NEGATIVE, height=side, width=side, num_inference_steps=steps,
+                guidance_scale=7.0, generator=generator, callback_on_step_end=on_step_end).images[0]
+
+
+def timed(fn, device):
+    clock = StepClock(device)
+    with MemoryWatch(device) as memory:
+        start = time.perf_counter()
+        fn(clock)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+    return seconds, clock.its(), memory.extra
+
+
+def compare(impls, device, warmup, repeats):
+    """impls: {label: (fn(clock), weights bytes)} -> {label: figures}; calls alternate between the implementations."""
+    results = {label: dict(calls=[], its=[], extra=0, weights=weights) for label, (fn, weights) in impls.items()}
+    for label, (fn, _) in impls.items():
+        seconds, _, extra = timed(fn, device)
+        results[label]["first"] = seconds
+        results[label]["extra"] = max(results[label]["extra"], extra)
+        for _ in range(warmup - 1):
+            timed(fn, device)
+    for _ in range(repeats):
+        for label, (fn, _) in impls.items():
+            seconds, its, extra = timed(fn, device)
+            r = results[label]
+            r["calls"].append(seconds)
+            r["its"].append(its)
+            r["extra"] = max(r["extra"], extra)
+    return {label: dict(first=r["first"], s_per_image=statistics.median(r["calls"]), its=statistics.median(r["its"]),
+                        peak=(r["weights"] if device.type == "cuda" else 0) + r["extra"])
+            for label, r in results.items()}
+
+
+# ---- one model ----------------------------------------------------------------------------------------------------
+
+def set_memory_flags(medvram=False, lowvram=False, compile_=False):
+    from modules import shared
+    shared.cmd_opts.medvram, shared.cmd_opts.lowvram, shared.cmd_opts.compile = medvram, lowvram, compile_
+
+
+def bench_model(name, device, steps, warmup, repeats, with_compile, memory_modes):
+    from modules import devices
+    side = SIDES[name][0 if device.type == "cuda" else 1]
+    path = DEMO_FILE if name == "demo" else random_checkpoint(name)
+    set_memory_flags()
+    ours = load_ours(path)
+    pipe = load_diffusers(path, device, devices.dtype_unet)
+    ours_weights = weights_bytes([ours])
+    theirs_weights = weights_bytes([pipe.unet, pipe.vae, pipe.text_encoder])
+    seeds = iter(range(1000, 100000))
+    impls = {
+        "ours": (lambda clock: run_ours(ours, side, steps, next(seeds), clock), ours_weights),
+        "diffusers": (lambda clock: run_diffusers(pipe, side, steps, next(seeds), clock), theirs_weights),
+    }
+    rows = compare(impls, device, warmup, repeats)
+    del pipe, impls
+    extra_modes = []
+    if with_compile:
+        extra_modes.append(("ours --compile", dict(compile_=True)))
+    if memory_modes and device.type == "cuda":
+        extra_modes += [("ours --medvram", dict(medvram=True)), ("ours --lowvram", dict(lowvram=True))]
+    for label, flags in extra_modes:
+        set_memory_flags(**flags)
+        ours = load_ours(path)
+        on_gpu = weights_bytes([ours]) if not (flags.get("medvram") or flags.get("lowvram")) else 0
+        fn = (lambda model: lambda clock: run_ours(model, side, steps, next(seeds), clock))(ours)
+        rows.update(compare({label: (fn, on_gpu)}, device, warmup + (1 if flags.get("compile_") else 0), repeats))
+    set_memory_flags()
+    dtype = str(devices.dtype_unet).replace("torch.", "")
+    return dict(model=name, side=side, steps=steps, dtype=dtype, rows=rows)
+
+
+def print_table(device, results):
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:  # on a shared machine the load decides the CPU figures: say what it was
+        name = f"CPU ({torch.get_num_threads()} threads, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})"
+    memory = "peak VRAM (weights + activations)" if device.type == "cuda" else "peak RSS growth in a call"
+    print(f"\ntxt2img, Euler, CFG 7, batch 1, {name}\n")
+    print(f"| model | size | steps | dtype | implementation | first image s | s/image | it/s | {memory} | ours vs diffusers |")
+    print("|---|---|---:|---|---|---:|---:|---:|---:|---:|")
+    for result in results:
+        if "error" in result:
+            print(f"| {result['model']} | | | | {result['error']} | | | | | |")
+            continue
+        rows = result["rows"]
+        base = rows.get("diffusers")
+        for label, r in rows.items():
+            ratio = f"{r['its'] / base['its']:.2f}x it/s, {base['s_per_image'] / r['s_per_image']:.2f}x s/image" if base and label != "diffusers" else ""
+            print(f"| {result['model']} | {result['side']}x{result['side']} | {result['steps']} | {result['dtype']} | {label} "
+                  f"| {r['first']:.2f} | {r['s_per_image']:.3f} | {r['its']:.2f} | {r['peak'] / GIB:.2f} GiB | {ratio} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--models", default=None, help="comma-separated: demo,sd15,sdxl (default: all on CUDA, demo,sd15 on the CPU)")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: 20 on CUDA; fewer on the CPU for the big models)")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--compile", action="store_true", help="also time ours with --compile")
+    parser.add_argument("--memory-modes", action="store_true", help="also time ours with --medvram and --lowvram (CUDA)")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
+    from modules import devices, shared
+    if shared.device.type != device.type:
+        shared.cmd_opts.use_cpu = [] if on_gpu else ["all"]
+        devices.configure(shared.cmd_opts)
+        shared.device = devices.device
+    models = (args.models or ("demo,sd15,sdxl" if on_gpu else "demo,sd15")).split(",")
+    warmup = args.warmup if args.warmup is not None else (2 if on_gpu else 1)
+    repeats = args.repeats if args.repeats is not None else (5 if on_gpu else 2)
+    results = []
+    for name in models:
+        steps = args.steps or (20 if on_gpu else CPU_STEPS[name])
+        try:
+            results.append(bench_model(name, device, steps, warmup, repeats, args.compile, args.memory_modes))
+        except NotImplementedError as e:
+            results.append(dict(model=name, error=str(e)))
+        gc.collect()
+        if on_gpu:
+            torch.cuda.empty_cache()
+        if args.json:  # after each model, so a run cut short keeps what it measured
+            with open(args.json, "w") as file:
+                json.dump(dict(device=str(device), results=results), file, indent=1)
+    print_table(device, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The Extra Networks card tabs in a real browser: search, sort, subfolders, a card click putting its text into the
+prompt (and taking it out again), the metadata editor writing NAME.json, a checkpoint card switching the model."""
+import json
+import os
+import shutil
+
+import pytest
+
+from tests.webui_server import WebuiServer, chromium_available, launch_browser
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = os.path.join(ROOT, "models", "Stable-diffusion", "demo-shapes.safetensors")
+
+
+def embedding(path, width=64):
+    """A textual-inversion file for the demo model's 64-wide text encoder."""
+    import torch
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save({"string_to_param": {"*": torch.randn(1, width)}, "name": os.path.basename(path)[:-3], "step": 1}, path)
+
+
+def visible_names(page, pane):
+    return page.locator(f"#{pane}_cards .card").evaluate_all(
+        "cards => cards.filter(c => c.style.display !== 'none').map(c => c.dataset.name)")
+
+
+def open_tab(page, tabname, title):
+    page.locator(f"#{tabname}_extra_tabs button[role=tab]", has_text=title).click()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    data = tmp_path_factory.mktemp("cards")
+    sd_dir = data / "models" / "Stable-diffusion"
+    (sd_dir / "styles").mkdir(parents=True)
+    shutil.copy(DEMO, sd_dir / "demo-shapes.safetensors")
+    shutil.copy(DEMO, sd_dir / "styles" / "other.safetensors")
+    from PIL import Image
+    Image.new("RGB", (32, 32), (0, 120, 255)).save(sd_dir / "styles" / "other.preview.png")
+    for name in ("embeddings/ink.pt", "embeddings/alpha.pt", "embeddings/sub/zeta.pt"):
+        embedding(str(data / name))
+    return data
+
+
+def test_card_pages_search_sort_click_edit_and_select(data_dir):
+    from playwright.sync_api import expect, sync_playwright
+    with WebuiServer(data_dir, ["--no-hashing"]) as server, sync_playwright() as pw:
+        browser = launch_browser(pw)
+        page = browser.new_page()
+        page.goto(server.url)
+        # a user's own checkpoint is chosen before the built-in demo one
+        expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value("styles/other.safetensors", timeout=60000)
+        prompt = page.locator("#txt2img_prompt textarea")
+        prompt.fill("a red circle")
+
+        # the Textual Inversion page: its cards arrive when the tab is opened
+        open_tab(page, "txt2img", "Textual Inversion")
+        pane = "txt2img_textual_inversion"
+        expect(page.locator(f"#{pane}_cards .card")).to_have_count(3, timeout=60000)
+        expect(page.locator(f"#{pane}_pane .extra-network-count")).to_have_text("3 items")
+
+        page.locator(f"#{pane}_extra_search").fill("zet")
+        expect(page.locator(f"#{pane}_pane .extra-network-count")).to_have_text("1 of 3")
+        assert visible_names(page, pane) == ["zeta"]
+        page.locator(f"#{pane}_extra_search").fill("")
+        page.locator(f"#{pane}_subdirs button[data-dir=sub]").click()
+        assert visible_names(page, pane) == ["zeta"]
+        page.locator(f"#{pane}_subdirs button[data-dir='']").click()
+        assert sorted(visible_names(page, pane)) == ["alpha", "ink", "zeta"]
+
+        page.locator(f"#{pane}_extra_sort").select_option("name")
+        assert visible_names(page, pane) == ["alpha", "ink", "zeta"]
+        page.locator(f"#{pane}_extra_sort_dir").click()
+        assert visible_names(page, pane) == ["zeta", "ink", "alpha"]
+
+        # a click adds the embedding's name; a second click takes it out again
+        card = page.locator(f"#{pane}_cards .card[data-name=ink]")
+        card.click()
+        expect(prompt).to_have_value("a red circle ink")
+        card.click()
+        expect(prompt).to_have_value("a red circle")
+        # with the cursor last in the negative prompt, an embedding goes there
+        negative = page.locator("#txt2img_neg_prompt textarea")
+        negative.click()
+        card.click()
+        expect(negative).to_have_value("ink")
+        expect(prompt).to_have_value("a red circle")
+
+        # the editor writes NAME.json; the card then shows the description
+        card.hover()
+        card.locator(".edit-button").click()
+        editor = page.locator("#txt2img_extra_networks_editor")
+        expect(editor).to_be_visible(timeout=20000)
+        expect(page.locator("#txt2img_extra_networks_editor_activation_text")).to_be_hidden()  # a LoRA field
+        page.locator("#txt2img_extra_networks_editor_description textarea").fill("Blue ink strokes")
+        page.locator("#txt2img_extra_networks_editor_notes textarea").fill("from the test")
+        page.locator("#txt2img_extra_networks_editor_save").click()
+        expect(page.locator(f"#{pane}_cards .card[data-name=ink] .description")).to_have_text("Blue ink strokes", timeout=20000)
+        expect(editor).to_be_hidden()
+        with open(data_dir / "embeddings" / "ink.json", encoding="utf8") as file:
+            assert json.load(file) == {"description": "Blue ink strokes", "notes": "from the test"}
+        # the search text, folder and order the user chose survive the page being redrawn
+        assert visible_names(page, pane) == ["zeta", "ink", "alpha"]
+
+        # a checkpoint card switches the model
+        open_tab(page, "txt2img", "Checkpoints")
+        other = page.locator("#txt2img_checkpoints_cards .card[data-name=other]")
+        preview = other.locator("img.preview")
+        preview.wait_for(timeout=60000)
+        assert "other.preview.png" in preview.get_attribute("src")
+        page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=preview.element_handle(), timeout=20000)
+        page.locator("#txt2img_checkpoints_cards .card[data-name=demo-shapes]").click()
+        expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value("demo-shapes.safetensors", timeout=60000)
+        browser.close()
