@@ -3,12 +3,10 @@
 A1111's registry: extensions register an `ExtraNetwork` by name; `activate` calls each with the parameters of
 its tags for the batch. Tags of networks nobody registered are removed from the prompt and reported once.
 """
-import json
-import os
 import re
 from collections import defaultdict
 
-from modules import errors, shared
+from modules import errors
 
 extra_network_registry = {}
 extra_network_aliases = {}
@@ -147,40 +145,6 @@ def parse_prompts(prompts):
 
 
 def get_user_metadata(filename, lister=None):
-    """The user's notes on a network file from NAME.json beside it (description, activation text, preferred weight,
-    negative text, notes, sd version); {} when there is none or it cannot be read (reported)."""
-    if filename is None:
-        return {}
-    metadata_filename = os.path.splitext(filename)[0] + ".json"
-    try:
-        exists = lister.exists(metadata_filename) if lister else os.path.exists(metadata_filename)
-        if not exists:
-            return {}
-        with open(metadata_filename, "r", encoding="utf8") as file:
-            metadata = json.load(file)
-    except (OSError, ValueError) as e:
-        errors.display(e, f"reading extra network user metadata from {metadata_filename}")
-        return {}
-    if not isinstance(metadata, dict):
-        print(f"{metadata_filename}: expected a JSON object of user metadata, ignoring it")
-        return {}
-    return metadata
-
-
-PREVIEW_EXTENSIONS = ["png", "jpg", "jpeg", "webp", "gif"]
-
-
-def preview_extensions():
-    """Image extensions a card preview may have: the usual ones plus the format images are saved in."""
-    extra = str(getattr(shared.opts, "samples_format", "png")).lower()
-    return PREVIEW_EXTENSIONS + ([extra] if extra not in PREVIEW_EXTENSIONS else [])
-
-
-def find_preview(path):
-    """The preview image beside a network file, given its path without extension: NAME.png or NAME.preview.png
-    (or .jpg/.jpeg/.webp/.gif); None when there is none."""
-    for ext in preview_extensions():
-        for candidate in (f"{path}.{ext}", f"{path}.preview.{ext}"):
-            if os.path.isfile(candidate):
-                return candidate
-    return None
+    """The user's notes on a network file from NAME.json beside it (A1111's name; modules.user_metadata reads it)."""
+    from modules import user_metadata
+    return user_metadata.read(filename)

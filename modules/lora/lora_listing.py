@@ -6,7 +6,7 @@
 import os
 from dataclasses import dataclass
 
-from modules import extra_networks
+from modules import ui_extra_networks, user_metadata
 from modules.lora import networks
 
 
@@ -26,10 +26,10 @@ class LoraListing:
 
 
 def listing_for(network_on_disk):
-    user_metadata = extra_networks.get_user_metadata(network_on_disk.filename)
+    notes = user_metadata.read(network_on_disk.filename)
     try:
-        preferred_weight = float(user_metadata.get("preferred weight", 0.0) or 0.0)
-    except (TypeError, ValueError):
+        preferred_weight = user_metadata.clean_weight(notes.get(user_metadata.PREFERRED_WEIGHT))
+    except ValueError:
         preferred_weight = 0.0
     return LoraListing(
         name=network_on_disk.name,
@@ -38,11 +38,11 @@ def listing_for(network_on_disk):
         metadata=network_on_disk.metadata,
         shorthash=network_on_disk.shorthash or "",
         sd_version=network_on_disk.sd_version.name,
-        preview=extra_networks.find_preview(os.path.splitext(network_on_disk.filename)[0]),
-        user_metadata=user_metadata,
-        activation_text=str(user_metadata.get("activation text", "") or ""),
+        preview=ui_extra_networks.find_preview_file(os.path.splitext(network_on_disk.filename)[0]),
+        user_metadata=notes,
+        activation_text=str(notes.get(user_metadata.ACTIVATION_TEXT, "") or ""),
         preferred_weight=preferred_weight,
-        negative_text=str(user_metadata.get("negative text", "") or ""),
+        negative_text=str(notes.get(user_metadata.NEGATIVE_TEXT, "") or ""),
     )
 
 
