@@ -211,3 +211,19 @@ def test_half_precision_delta_is_computed_in_float32(tiny_model, lora_setup):
     finally:
         networks.load_networks([])
         layer.weight.data = original
+
+
+def test_merging_with_a_lora_applied_merges_the_files_and_the_lora_applies_to_the_result(tiny_model, lora_setup, tmp_path):
+    """The merger reads the checkpoint files, never the patched model; the merged model then takes the LoRA like any."""
+    from modules import merge
+    from safetensors.torch import load_file
+    run("a cat <lora:both:1>")  # the loaded model now holds the LoRA
+    path = tiny_model.sd_checkpoint_info.filename
+    merged = merge.merge_checkpoints(path, path, method="weighted_sum", multiplier=0.5, output_path=str(tmp_path / "merged.safetensors"))
+    merged_sd, original_sd = load_file(merged.filename), load_file(path)
+    key = "model.diffusion_model.input_blocks.1.0.in_layers.2.weight"
+    assert torch.equal(merged_sd[key], original_sd[key])
+    merged_model = sd_models.load_model(sd_models.CheckpointInfo(merged.filename))
+    plain = pixels(run("a cat", model=merged_model))
+    assert not np.array_equal(pixels(run("a cat <lora:both:1>", model=merged_model)), plain)
+    assert np.array_equal(pixels(run("a cat", model=merged_model)), plain)

@@ -116,8 +116,10 @@ def apply_to_layer(layer, nets, report_error):
     _store_backup(layer)
     weight, bias = _weight_and_bias(layer)
     with torch.no_grad():
-        # copies: for a float32 layer on the CPU, .to() alone would hand back the backup itself
-        new_weight = layer.network_weights_backup.to(weight.device, dtype=torch.float32, copy=True)
+        # A float32 weight holds the original now and takes the changes in place; others get a float32 working copy
+        # (a copy: for a float32 layer on the CPU, .to() alone would hand back the backup itself)
+        in_place = weight.dtype == torch.float32
+        new_weight = weight if in_place else layer.network_weights_backup.to(weight.device, dtype=torch.float32, copy=True)
         new_bias = layer.network_bias_backup.to(weight.device, dtype=torch.float32, copy=True) if layer.network_bias_backup is not None else None
         for net in nets:
             for module, rows in modules_for_layer(net, layer_name, layer):
@@ -133,7 +135,8 @@ def apply_to_layer(layer, nets, report_error):
                 target += updown
                 if ex_bias is not None and rows is None:
                     new_bias = ex_bias.to(torch.float32) if new_bias is None else new_bias + ex_bias
-        weight.copy_(new_weight.to(weight.dtype))
+        if not in_place:
+            weight.copy_(new_weight.to(weight.dtype))
         if new_bias is not None:
             if bias is None:
                 _set_bias(layer, torch.nn.Parameter(new_bias.to(weight.dtype), requires_grad=False))
