@@ -51,7 +51,7 @@ CPU_STEPS = {"demo": 20, "sd15": 4, "sdxl": 2}
 # ---- the models ---------------------------------------------------------------------------------------------------
 
 def load_ours(path):
-    from modules import sd_models
+    from modules import sd_models, sd_samplers  # noqa: F401  (the web UI imports the samplers as it starts)
     sd_models.unload_model_weights()
     return sd_models.load_model(sd_models.CheckpointInfo(path))
 

@@ -13,7 +13,7 @@ import threading
 
 import torch
 
-from modules import devices, errors, fp8_weights, hashes, lowvram, memory_placement, model_detection, paths, shared, torch_compile, weight_loading
+from modules import devices, errors, fp8_weights, hashes, loaded_models, lowvram, memory_placement, model_detection, paths, shared, torch_compile, weight_loading
 from modules.cache import cached_data_for_file
 
 model_dir = "Stable-diffusion"
@@ -424,6 +424,7 @@ def unload_model_weights(sd_model=None, info=None):
     model = sd_model or shared.sd_model
     if model is not None:
         _undo_hijack(model)
+        loaded_models.forget(model)
     lowvram.send_everything_to_cpu()  # forget the old model's visiting part
     shared.sd_model = None
     gc.collect()
@@ -447,7 +448,10 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         state_dict = already_loaded_state_dict if already_loaded_state_dict is not None else read_state_dict(filename)
         config = model_detection.detect_config(state_dict, filename)
         if shared.sd_model is not None:
-            unload_model_weights(shared.sd_model)
+            if loaded_models.keeps_previous():
+                _set_aside(shared.sd_model)
+            else:
+                unload_model_weights(shared.sd_model)
         devices.refresh_precision(shared.cmd_opts)  # the half-precision setting may have changed
         model = build_model(config)
         load_model_weights(model, checkpoint_info, state_dict, device=_load_device(model, state_dict))
@@ -466,7 +470,31 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         shared.opts.data["sd_model_checkpoint"] = checkpoint_info.title
         _call_hijack(model)
         _fire_model_loaded(model)
+        loaded_models.use(model)  # a model beyond the limit is forgotten (and freed)
     print(f"Model loaded: {checkpoint_info.title}")
+    return model
+
+
+def _set_aside(model):
+    """The model in use stops being it but stays loaded (sd_checkpoints_limit > 1), resting in RAM."""
+    _undo_hijack(model)
+    loaded_models.rest(model)
+    shared.sd_model = None
+
+
+def _switch_to(model):
+    """Make a kept model the one in use again: moved back, no file read."""
+    with load_lock:
+        if shared.sd_model is not None:
+            _set_aside(shared.sd_model)
+        loaded_models.resume(model)
+        shared.sd_model = model
+        shared.opts.data["sd_model_checkpoint"] = model.sd_checkpoint_info.title
+        from modules import sd_vae
+        sd_vae.resume_model(model)
+        _call_hijack(model)
+        _fire_model_loaded(model)
+    print(f"Model loaded: {model.sd_checkpoint_info.title} (kept in memory)")
     return model
 
 
@@ -478,6 +506,9 @@ def reload_model_weights(sd_model=None, info=None, forced_reload=False):
         return current
     if current is not None and not forced_reload and getattr(current, "sd_model_checkpoint", None) == checkpoint_info.filename:
         return current
+    kept = loaded_models.find(checkpoint_info)
+    if kept is not None and not forced_reload:
+        return _switch_to(kept)
     return load_model(checkpoint_info)
 
 
@@ -515,7 +546,7 @@ class SdModelData:
 
     @property
     def loaded_sd_models(self):
-        return [shared.sd_model] if shared.sd_model is not None else []
+        return loaded_models.loaded
 
     def get_sd_model(self):
         return model_data_get_sd_model()

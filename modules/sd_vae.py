@@ -187,6 +187,17 @@ def load_vae(model, vae_file=None, vae_source="from unknown source"):
     model.loaded_vae_file = loaded_vae_file
 
 
+def resume_model(model):
+    """A kept model becomes the one in use again (modules.loaded_models): this module's record of the loaded VAE
+    becomes that model's, and the VAE the settings now choose for it is loaded if it has another."""
+    global base_vae, loaded_vae_file, checkpoint_info
+    base_vae, loaded_vae_file = model.base_vae, model.loaded_vae_file
+    checkpoint_info = model.sd_checkpoint_info if model.base_vae is not None else None
+    vae_file, vae_source = resolve_vae(model.sd_checkpoint_info.filename)
+    if vae_file != model.loaded_vae_file:
+        load_vae(model, vae_file, vae_source)
+
+
 def clear_loaded_vae():
     global loaded_vae_file
     loaded_vae_file = None

@@ -326,7 +326,7 @@ def test_force_task_id_reports_progress_for_that_task(server):
     task_id = "task(api-test-progress)"
     seen = []
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        future = pool.submit(txt2img, server, seed=5, steps=40, force_task_id=task_id)
+        future = pool.submit(txt2img, server, seed=5, steps=300, force_task_id=task_id)
         deadline = time.monotonic() + 300
         while not future.done() and time.monotonic() < deadline:
             progress = post(server, "/internal/progress", {"id_task": task_id, "id_live_preview": -1}).json()
@@ -335,10 +335,12 @@ def test_force_task_id_reports_progress_for_that_task(server):
                 break
             time.sleep(0.1)
         running = get(server, "/sdapi/v1/progress").json()
+        post(server, "/sdapi/v1/interrupt")
         future.result()
     active = [p for p in seen if p["active"]]
     assert active and 0 <= active[-1]["progress"] <= 1 and active[-1]["live_preview"].startswith("data:image/png;base64,")
-    assert running["current_task"] in (task_id, None)
+    assert running["current_task"] == task_id and 0 < running["progress"] < 1 and running["eta_relative"] > 0
+    assert running["state"]["sampling_steps"] == 300 and image_from_b64(running["current_image"]).size == (64, 64)
     done = post(server, "/internal/progress", {"id_task": task_id}).json()
     assert done["completed"] and not done["active"]
 

@@ -1,7 +1,8 @@
 """Real extensions in the real web UI, in a real browser: Config Presets sets the fields a preset names; tag
 autocomplete answers on its API route and pops up suggestions while typing in the prompt box; an extension's
 on_app_started adds a route and its on_ui_tabs a tab; broken extensions beside them are reported by name and the
-app starts anyway; Apply settings saves a change to every kind of option, ours and extensions'.
+app starts anyway; Apply settings saves a change to every kind of option, ours and extensions'; State brings the
+fields it remembers back after a reload.
 
 One server for the file: a data dir with the tiny checkpoint and the extensions in <data-dir>/extensions/, the
 corpus ones copied unmodified, as a user would drop them there.
@@ -62,8 +63,10 @@ def server(tmp_path_factory):
     (data_dir / "models" / "Stable-diffusion").mkdir(parents=True)
     make_tiny_sd1_checkpoint(str(data_dir / "models" / "Stable-diffusion" / "tiny.safetensors"))
     (data_dir / "extensions").mkdir()
-    for name in ("Config-Presets", "a1111-sd-webui-tagcomplete"):
+    for name in ("Config-Presets", "a1111-sd-webui-tagcomplete", "stable-diffusion-webui-state"):
         copy_corpus_extension(str(data_dir / "extensions"), name)
+    # What the State extension remembers is chosen in Settings; a user picked the prompt, the steps and the tab.
+    (data_dir / "config.json").write_text(json.dumps({"state": ["tabs"], "state_txt2img": ["prompt", "sampling_steps"]}))
     write_extension(str(data_dir / "extensions"), "recorder", {"scripts/recorder.py": RECORDER})
     write_extension(str(data_dir / "extensions"), "settings-kinds", {"scripts/kinds.py": SETTINGS_KINDS, **JS_RECORDER})
     write_extension(str(data_dir / "extensions"), "broken", {"scripts/bad.py": BROKEN_AT_IMPORT, "scripts/bad_ui.py": BROKEN_IN_UI,
@@ -268,3 +271,18 @@ def test_a1111_javascript_helpers_behave_as_in_a1111(page):
     for name in ("gradioApp", "requestProgress", "updateInput", "submit", "submit_img2img", "switch_to_extras",
                  "dimensionChange", "onOptionsChanged", "localSet", "showSubmitButtons"):
         assert page.evaluate(f"typeof {name}") == "function", name
+
+
+def test_state_brings_the_remembered_fields_back_after_a_reload(page):
+    from playwright.sync_api import expect
+    page.wait_for_function("window.state && state.core", timeout=30000)  # its javascript read its config
+    prompt = page.locator("#txt2img_prompt textarea")
+    prompt.fill("a state test prompt")
+    prompt.press("Tab")
+    steps = page.locator("#txt2img_steps input[type=number]")
+    steps.fill("33")
+    steps.press("Enter")
+    page.wait_for_timeout(1000)
+    page.reload()
+    expect(page.locator("#txt2img_prompt textarea")).to_have_value("a state test prompt", timeout=60000)
+    expect(page.locator("#txt2img_steps input[type=number]")).to_have_value("33", timeout=30000)

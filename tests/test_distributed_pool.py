@@ -1,5 +1,6 @@
 """The worker pool's dispatching and fault handling, against an in-process stand-in for Ray's actor API (fast; the
 real cluster is tested in test_ray_workers.py, marked `ray`)."""
+import pickle
 import threading
 import time
 from types import SimpleNamespace
@@ -228,3 +229,31 @@ def test_an_engine_error_fails_the_job_with_the_engines_exception(pool, ray):
     ray.actors["worker-1"].runs[0][1].resolve(error=error)
     with pytest.raises(ValueError, match="Sampler not found"):
         ticket.wait(5)
+
+
+def test_an_answer_that_cannot_be_read_fails_that_job_and_the_pool_goes_on(pool, ray):
+    pool.add_worker()
+    ready(pool, 1)
+    first, second = pool.submit(job("j1")), pool.submit(job("j2"))
+    actor = ray.actors["worker-1"]
+    wait_until(lambda: actor.runs)
+    actor.runs[0][1].resolve(error=OSError("failed to deserialize the answer"))  # what ray.get raised
+    with pytest.raises(OSError, match="deserialize"):
+        first.wait(5)
+    wait_until(lambda: len(actor.runs) == 2)
+    actor.finish()
+    assert second.wait(5).value == "image of j2"
+
+
+def test_an_engine_error_crosses_to_the_front_with_its_class_and_fields():
+    from modules.processing_request import RequestError
+    sent = jobs.JobError(RequestError("sampler_name", "Sampler not found: 'x'", 400), ["saved image"])
+    error = pickle.loads(pickle.dumps(sent))  # RequestError(message) alone could not be rebuilt by pickle
+    assert isinstance(error.cause, RequestError) and str(error.cause) == "Sampler not found: 'x'"
+    assert (error.cause.field, error.cause.status_code) == ("sampler_name", 400)
+    assert error.saved_images == ["saved image"]
+
+    unpicklable = ValueError("bad value")
+    unpicklable.lock = threading.Lock()
+    error = pickle.loads(pickle.dumps(jobs.JobError(unpicklable, [])))
+    assert type(error.cause) is RuntimeError and str(error.cause) == "ValueError: bad value"

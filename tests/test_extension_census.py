@@ -81,10 +81,12 @@ def test_every_module_name_used_by_two_extensions_exists(name):
         raise AssertionError(f"{name} is missing: {e}") from e
 
 
-def test_lora_dir_flag():
+def test_lora_dir_flag_and_network_layer_mapping(tiny_model):
+    """`cmd_opts.lora_dir` and `sd_model.network_layer_mapping` (census section 3) come with the networks engine.
+    (`sd_model.conditioner` is SDXL's, `forge_objects` Forge's: extensions test for them with hasattr.)"""
     from modules import shared
-    if not hasattr(shared.cmd_opts, "lora_dir"):
-        pytest.skip("--lora-dir is not there yet (owner: networks)")
+    if not hasattr(shared.cmd_opts, "lora_dir") or not hasattr(tiny_model, "network_layer_mapping"):
+        pytest.skip("--lora-dir / sd_model.network_layer_mapping are not there yet (owner: networks)")
 
 
 def test_names_whose_feature_is_absent_say_so_by_name(tmp_path):

@@ -14,6 +14,8 @@ class UiContext:
         self.tabs = {}
         self.model_changed_listeners = []
         self.checkpoint_dropdown = None
+        self.extra_networks = {}           # tabname -> its Extra Networks cards (webui/extra_networks_ui.py)
+        self.checkpoint_selector = None    # the hidden parts behind a checkpoint card's click
 
     def register_tab(self, name, **parts):
         self.tabs[name] = parts

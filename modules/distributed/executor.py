@@ -1,4 +1,4 @@
-"""The job queue's executor for Ray workers: `job_queue.queue.set_executor(RayExecutor(pool))`.
+"""The job queue's executor for Ray workers: `job_queue.queue.set_executor(RayExecutor())` (initialize does it).
 
 The queue keeps its FIFO order and hands over as many jobs as there are live workers; each goes to the pool,
 which picks its worker, and the queue's thread waits for it and saves its images (Ticket.wait). Progress, previews,

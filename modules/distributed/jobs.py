@@ -1,4 +1,5 @@
 """What travels between the front and a worker: a job (plain, picklable) and its result."""
+import pickle
 import time
 from dataclasses import dataclass, field
 
@@ -26,7 +27,12 @@ class JobResult:
 
 
 class JobError(RuntimeError):
-    """An engine error of a job, carrying the images it saved before failing (the front still saves them)."""
+    """An engine error of a job, carrying the images it saved before failing (the front still saves them).
+
+    It crosses to the front by value: the engine's exception is rebuilt there with its class, args and fields, even
+    when its constructor takes other arguments than its args (RequestError does); one that cannot travel becomes a
+    RuntimeError with the same text.
+    """
 
     def __init__(self, cause, saved_images):
         super().__init__(cause, saved_images)
@@ -35,3 +41,23 @@ class JobError(RuntimeError):
 
     def __str__(self):
         return f"{type(self.cause).__name__}: {self.cause}"
+
+    def __reduce__(self):
+        return _rebuild_job_error, (_portable(self.cause), self.saved_images)
+
+
+def _portable(error):
+    parts = (type(error), error.args, dict(vars(error)))
+    try:
+        pickle.loads(pickle.dumps(parts))
+    except Exception:
+        return RuntimeError, (f"{type(error).__name__}: {error}",), {}
+    return parts
+
+
+def _rebuild_job_error(cause, saved_images):
+    cls, args, fields = cause
+    error = cls.__new__(cls)
+    error.args = args
+    vars(error).update(fields)
+    return JobError(error, saved_images)

@@ -231,21 +231,28 @@ class WorkerPool:
 
     def _dispatch_loop(self):
         while not self.closed:
-            with self.lock:
-                watched = self._watched_refs()
-            if not watched:
+            try:
+                self._dispatch_once()
+            except Exception:  # a bug here must not stop every job: report it and keep dispatching
+                traceback.print_exc()
                 time.sleep(self.poll_interval)
-            else:
-                refs = list(watched)
-                self.ray.wait(refs, num_returns=1, timeout=self.poll_interval)   # wake on the first answer
-                ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)  # and take all that are in
-                with self.lock:
-                    for ref in ready:
-                        what, record = watched[ref]
-                        getattr(self, f"_on_{what}")(record, ref)
+
+    def _dispatch_once(self):
+        with self.lock:
+            watched = self._watched_refs()
+        if not watched:
+            time.sleep(self.poll_interval)
+        else:
+            refs = list(watched)
+            self.ray.wait(refs, num_returns=1, timeout=self.poll_interval)   # wake on the first answer
+            ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)  # and take all that are in
             with self.lock:
-                self._poll()
-                self._assign()
+                for ref in ready:
+                    what, record = watched[ref]
+                    getattr(self, f"_on_{what}")(record, ref)
+        with self.lock:
+            self._poll()
+            self._assign()
 
     def _watched_refs(self):
         watched = {}
@@ -265,6 +272,8 @@ class WorkerPool:
         except self.ray.exceptions.RayTaskError as e:
             cause = getattr(e, "cause", None)
             return None, cause if isinstance(cause, BaseException) else e
+        except Exception as e:  # e.g. an answer that could not be unpickled here: that job fails, not the pool
+            return None, e
 
     def _on_ready(self, record, ref):
         record.ready_ref = None
