@@ -409,6 +409,8 @@ def _undo_hijack(model):
 
 
 def _fire_model_loaded(model):
+    from modules.lora import networks
+    networks.assign_network_names_to_compvis_modules(model)  # A1111's Lora extension named the layers on model load
     try:
         from modules import script_callbacks
     except ImportError:

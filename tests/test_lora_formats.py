@@ -302,3 +302,19 @@ def test_openclip_text_encoder_files_patch_the_packed_qkv_and_the_mlp(model, tmp
     assert block.attn.network_layer_name == "model_transformer_resblocks_1_attn"  # A1111's name for it
     networks.load_networks([])
     assert torch.equal(block.attn.in_proj_weight, original_in_proj) and torch.equal(block.mlp.c_fc.weight, original_fc1)
+
+
+def test_dyn_keeps_the_first_ranks_with_the_full_rank_scale(model, tmp_path):
+    """<lora:x:1:1:2> (or dyn=2) uses the first 2 of the 4 ranks; alpha/rank still counts all 4 (A1111)."""
+    from modules.lora import networks
+    layer_name, key = LINEAR_UNET
+    layer = layer_of(model, layer_name)
+    original = layer.weight.detach().clone()
+    generator = torch.Generator().manual_seed(5)
+    down = torch.randn(4, layer.in_features, generator=generator) * 0.2
+    up = torch.randn(layer.out_features, 4, generator=generator) * 0.2
+    apply_file(tmp_path, "dynamic", {f"{key}.lora_down.weight": down, f"{key}.lora_up.weight": up, f"{key}.alpha": torch.tensor(2.0)})
+    networks.load_networks(["dynamic"], [1.0], [1.0], [2])
+    torch.testing.assert_close(layer.weight, original + up[:, :2] @ down[:2] * 0.5)
+    networks.load_networks(["dynamic"], [1.0], [1.0], [None])
+    torch.testing.assert_close(layer.weight, original + up @ down * 0.5)

@@ -227,3 +227,9 @@ def test_merging_with_a_lora_applied_merges_the_files_and_the_lora_applies_to_th
     plain = pixels(run("a cat", model=merged_model))
     assert not np.array_equal(pixels(run("a cat <lora:both:1>", model=merged_model)), plain)
     assert np.array_equal(pixels(run("a cat", model=merged_model)), plain)
+
+
+def test_a_tag_with_a_bad_multiplier_is_named_and_the_others_apply(tiny_model, lora_setup):
+    res = run("a cat <lora:both:lots> <lora:pefty:0.5>")
+    assert "Lora tag <lora:both:lots> ignored: could not convert string to float: 'lots'" in res.comments
+    assert np.array_equal(pixels(res), pixels(run("a cat <lora:pefty:0.5>")))

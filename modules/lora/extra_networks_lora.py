@@ -22,13 +22,17 @@ class ExtraNetworkLora(extra_networks.ExtraNetwork):
         names, te_multipliers, unet_multipliers, dyn_dims = [], [], [], []
         for params in params_list:
             assert params.items
+            try:
+                te_multiplier = float(params.positional[1]) if len(params.positional) > 1 else 1.0
+                te_multiplier = float(params.named.get("te", te_multiplier))
+                unet_multiplier = float(params.positional[2]) if len(params.positional) > 2 else te_multiplier
+                unet_multiplier = float(params.named.get("unet", unet_multiplier))
+                dyn_dim = int(params.positional[3]) if len(params.positional) > 3 else None
+                dyn_dim = int(params.named["dyn"]) if "dyn" in params.named else dyn_dim
+            except ValueError as e:
+                p.comment(f"Lora tag <lora:{':'.join(map(str, params.items))}> ignored: {e}")
+                continue
             names.append(params.positional[0])
-            te_multiplier = float(params.positional[1]) if len(params.positional) > 1 else 1.0
-            te_multiplier = float(params.named.get("te", te_multiplier))
-            unet_multiplier = float(params.positional[2]) if len(params.positional) > 2 else te_multiplier
-            unet_multiplier = float(params.named.get("unet", unet_multiplier))
-            dyn_dim = int(params.positional[3]) if len(params.positional) > 3 else None
-            dyn_dim = int(params.named["dyn"]) if "dyn" in params.named else dyn_dim
             te_multipliers.append(te_multiplier)
             unet_multipliers.append(unet_multiplier)
             dyn_dims.append(dyn_dim)

@@ -388,9 +388,8 @@ def infotext_pasted(infotext, params):
 
 
 def register_callbacks():
-    """What A1111's Lora extension script registers: layer names on model load, infotext pasting."""
-    for category, callback in ((script_callbacks.on_model_loaded, assign_network_names_to_compvis_modules),
-                               (script_callbacks.on_infotext_pasted, infotext_pasted)):
-        script_callbacks.remove_callbacks_for_function(callback)
-        category(callback)
+    """What A1111's Lora extension script registers besides the tag: renaming pasted tags by hash. (Its other
+    callback, naming the layers on model load, is called by sd_models itself.)"""
+    script_callbacks.remove_callbacks_for_function(infotext_pasted)
+    script_callbacks.on_infotext_pasted(infotext_pasted)
 
