@@ -40,16 +40,14 @@ def resume(model):
 
 
 def use(model):
-    """Record `model` as the most recently used (a fresh load of a kept file replaces it); returns the models now
-    beyond the limit (already forgotten)."""
+    """Record `model` as the most recently used (a fresh load of a kept file replaces it); the models beyond the limit
+    are forgotten (they rest in RAM, and are freed once nothing else holds them)."""
     same_file = find(model.sd_checkpoint_info) if model.sd_checkpoint_info is not None else None
     for old in (model, same_file):
         if old in loaded:
             loaded.remove(old)
     loaded.insert(0, model)
-    evicted = loaded[limit():]
     del loaded[limit():]
-    return evicted
 
 
 def forget(model):

@@ -13,7 +13,12 @@ import threading
 
 import torch
 
-from modules import devices, errors, fp8_weights, hashes, loaded_models, lowvram, memory_placement, model_detection, paths, shared, torch_compile, weight_loading
+from ldm.models.diffusion.ddpm import LatentDiffusion
+from ldm.modules.encoders.modules import FrozenCLIPEmbedder, restore_position_ids, sd1_clip_config
+from modules import (
+    devices, errors, fp8_weights, hashes, loaded_models, lowvram, memory_placement, model_detection, paths, safe,
+    script_callbacks, sd_hijack, sd_vae, sd_vae_tiled, shared, torch_compile, weight_loading,
+)
 from modules.cache import cached_data_for_file
 
 model_dir = "Stable-diffusion"
@@ -266,7 +271,6 @@ def read_state_dict(checkpoint_file, print_global_state=False, map_location=None
     if extension.lower() == ".safetensors":
         pl_sd = weight_loading.read_safetensors(checkpoint_file, device)
     else:
-        from modules import safe
         pl_sd = safe.load(checkpoint_file, map_location=device)
         if print_global_state and isinstance(pl_sd, dict) and "global_step" in pl_sd:
             print(f"Global Step: {pl_sd['global_step']}")
@@ -288,8 +292,6 @@ _ignored_unexpected = (".position_ids", "first_stage_model.loss.")
 
 def build_model(config: model_detection.ModelConfig, device="meta"):
     """The LatentDiffusion for a detected config, built on `device` (meta: no memory until weights are assigned)."""
-    from ldm.models.diffusion.ddpm import LatentDiffusion
-    from ldm.modules.encoders.modules import FrozenCLIPEmbedder, sd1_clip_config
     with torch.device(device):
         clip = FrozenCLIPEmbedder(config=sd1_clip_config(**config.clip))
         model = LatentDiffusion(unet_config=config.unet, first_stage_config=config.vae, cond_stage_model=clip,
@@ -323,7 +325,6 @@ def load_model_weights(model, checkpoint_info, state_dict, timer=None, device=No
     if unexpected:
         print(f"{os.path.basename(name)}: ignoring {len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})", file=sys.stderr)
 
-    from ldm.modules.encoders.modules import restore_position_ids
     restore_position_ids(model.cond_stage_model)
     alphas = state_dict.get("alphas_cumprod")
     if alphas is not None and alphas.shape == (model.num_timesteps,):
@@ -388,10 +389,6 @@ def place_model(model, device=None):
 
 def _call_hijack(model):
     try:
-        from modules import sd_hijack
-    except ImportError:
-        return  # prompt handling not installed yet: the model still works with plain CLIP encoding
-    try:
         sd_hijack.model_hijack.hijack(model)
     except Exception:
         errors.report("Error applying the prompt/embedding hijack to the model", exc_info=True)
@@ -399,22 +396,14 @@ def _call_hijack(model):
 
 def _undo_hijack(model):
     try:
-        from modules import sd_hijack
-    except ImportError:
-        return
-    try:
         sd_hijack.model_hijack.undo_hijack(model)
     except Exception:
         errors.report("Error undoing the hijack of the previous model", exc_info=True)
 
 
 def _fire_model_loaded(model):
-    from modules.lora import networks
+    from modules.lora import networks  # here, not at the top: networks imports sd_models
     networks.assign_network_names_to_compvis_modules(model)  # A1111's Lora extension named the layers on model load
-    try:
-        from modules import script_callbacks
-    except ImportError:
-        return
     try:
         script_callbacks.model_loaded_callback(model)
     except Exception:
@@ -459,12 +448,12 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         load_model_weights(model, checkpoint_info, state_dict, device=_load_device(model, state_dict))
         del state_dict
 
-        from modules import sd_vae
         if not sd_vae.vae_dict:
             sd_vae.refresh_vae_list()
         vae_file, vae_source = sd_vae.resolve_vae(filename)
         sd_vae.load_vae(model, vae_file, vae_source)
         lowvram.apply(model)
+        sd_vae_tiled.install(model.first_stage_model)
         if shared.cmd_opts.compile:
             torch_compile.apply(model)
 
@@ -472,7 +461,7 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         shared.opts.data["sd_model_checkpoint"] = checkpoint_info.title
         _call_hijack(model)
         _fire_model_loaded(model)
-        loaded_models.use(model)  # a model beyond the limit is forgotten (and freed)
+        loaded_models.use(model)  # a model beyond the limit is forgotten
     print(f"Model loaded: {checkpoint_info.title}")
     return model
 
@@ -492,7 +481,6 @@ def _switch_to(model):
         loaded_models.resume(model)
         shared.sd_model = model
         shared.opts.data["sd_model_checkpoint"] = model.sd_checkpoint_info.title
-        from modules import sd_vae
         sd_vae.resume_model(model)
         _call_hijack(model)
         _fire_model_loaded(model)

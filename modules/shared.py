@@ -84,7 +84,7 @@ def walk_files(path, allowed_extensions=None):
                 _, ext = os.path.splitext(filename)
                 if ext.lower() not in allowed_extensions:
                     continue
-            if not getattr(opts, "list_hidden_files", True) and ("/." in root or "\\." in root):
+            if not opts.list_hidden_files and ("/." in root or "\\." in root):
                 continue
             yield os.path.join(root, filename)
 

@@ -3,7 +3,7 @@ import html
 
 import gradio as gr
 
-from modules import errors, settings_guard, shared
+from modules import errors, script_callbacks, settings_guard, shared
 from modules.shared import opts
 from webui import page_assets
 
@@ -175,11 +175,7 @@ SEARCH_JS = """
 
 
 def create_tab(ctx):
-    try:
-        from modules import script_callbacks
-        script_callbacks.ui_settings_callback()
-    except (ImportError, AttributeError):
-        pass
+    script_callbacks.ui_settings_callback()
     opts.reorder()
     keys, components = [], []
     from webui import quicksettings

@@ -3,8 +3,8 @@ import importlib
 
 import gradio as gr
 
-from modules import errors, shared
-from webui import quicksettings
+from modules import errors, script_callbacks, shared
+from webui import quicksettings, send_to
 
 
 class UiContext:
@@ -21,7 +21,7 @@ class UiContext:
         self.tabs[name] = parts
 
 
-# (module under webui/, tab title, elem id) in A1111's order; tabs whose module is absent are not shown.
+# (module under webui/, tab title, elem id) in A1111's order.
 BUILTIN_TABS = [
     ("tab_txt2img", "txt2img", "txt2img"),
     ("tab_img2img", "img2img", "img2img"),
@@ -42,19 +42,8 @@ def _trailing_tabs():
     return workers + TRAILING_TABS
 
 
-def _load_tab_module(name):
-    try:
-        return importlib.import_module(f"webui.{name}")
-    except ModuleNotFoundError as e:
-        if e.name == f"webui.{name}":
-            return None
-        raise
-
-
 def _build_tab(ctx, module_name, title, elem_id):
-    module = _load_tab_module(module_name)
-    if module is None or not hasattr(module, "create_tab"):
-        return
+    module = importlib.import_module(f"webui.{module_name}")
     with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
         try:
             module.create_tab(ctx)
@@ -64,11 +53,7 @@ def _build_tab(ctx, module_name, title, elem_id):
 
 
 def _extension_tabs():
-    try:
-        from modules import script_callbacks
-        return script_callbacks.ui_tabs_callback() or []
-    except (ImportError, AttributeError):
-        return []
+    return script_callbacks.ui_tabs_callback() or []
 
 
 def create_ui():
@@ -93,10 +78,6 @@ def create_ui():
             for module_name, title, elem_id in _trailing_tabs():
                 _build_tab(ctx, module_name, title, elem_id)
         ctx.tabs_component = tabs
-        try:
-            from webui import send_to
-            send_to.bind(ctx)
-        except ImportError:
-            pass
+        send_to.bind(ctx)
     demo.ui_context = ctx
     return demo
