@@ -639,6 +639,9 @@ def process_batch(p, n, outputs: JobOutputs) -> bool:
         x_samples = latents_to_image_tensors(p.sd_model, samples)
     del samples
 
+    # the batch's prompts again with their <lora:...> tags, which the infotext keeps (also without scripts)
+    p.prompts = p.all_prompts[n * p.batch_size:(n + 1) * p.batch_size]
+    p.negative_prompts = p.all_negative_prompts[n * p.batch_size:(n + 1) * p.batch_size]
     if p.scripts is not None:
         p.scripts.postprocess_batch(p, x_samples, batch_number=n)
         p.prompts = p.all_prompts[n * p.batch_size:(n + 1) * p.batch_size]

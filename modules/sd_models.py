@@ -477,6 +477,8 @@ def _undo_hijack(model):
 
 
 def _fire_model_loaded(model):
+    from modules.lora import networks  # here, not at the top: networks imports sd_models
+    networks.assign_network_names_to_compvis_modules(model)  # A1111's Lora extension named the layers on model load
     try:
         script_callbacks.model_loaded_callback(model)
     except Exception:

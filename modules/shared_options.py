@@ -230,6 +230,13 @@ options_templates.update(options_section(("extra_networks", "Extra Networks", "s
     "textual_inversion_print_at_load": OptionInfo(False, "Print a list of Textual Inversion embeddings when loading model"),
     "textual_inversion_add_hashes_to_infotext": OptionInfo(True, "Add Textual Inversion hashes to infotext"),
     "sd_hypernetwork": OptionInfo("None", "Add hypernetwork to prompt", "Dropdown", lambda: {"choices": shared_items.hypernetwork_names()}),
+    "sd_lora": OptionInfo("None", "Add network to prompt", "Dropdown", lambda: {"choices": ["None", *shared_items.lora_names()]}),
+    "lora_preferred_name": OptionInfo("Alias from file", "When adding to prompt, refer to Lora by", "Radio", {"choices": ["Alias from file", "Filename"]}),
+    "lora_add_hashes_to_infotext": OptionInfo(True, "Add Lora hashes to infotext"),
+    "lora_show_all": OptionInfo(False, "Always show all networks on the Lora page").info("otherwise, those detected as for incompatible version of Stable Diffusion will be hidden"),
+    "lora_hide_unknown_for_versions": OptionInfo([], "Hide networks of unknown versions for model versions", "CheckboxGroup", {"choices": ["SD1", "SD2", "SDXL"]}),
+    "lora_in_memory_limit": OptionInfo(0, "Number of Lora networks to keep cached in memory", "Number", {"precision": 0}),
+    "lora_not_found_warning_console": OptionInfo(False, "Lora not found warning in console"),
 }))
 
 options_templates.update(options_section(("ui_prompt_editing", "Prompt editing", "ui"), {
