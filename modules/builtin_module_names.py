@@ -13,6 +13,7 @@ TARGETS = {name: f"modules.lora.{name}" for name in (
     "network", "lyco_helpers", "network_lora", "network_hada", "network_lokr", "network_ia3", "network_oft",
     "network_glora", "network_full", "network_norm", "lora_patches", "networks", "lora", "extra_networks_lora",
 )}
+TARGETS["ui_extra_networks_lora"] = "modules.ui_extra_networks_lora"  # the Lora card page
 
 
 def register(name, target):
