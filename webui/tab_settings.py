@@ -175,11 +175,6 @@ SEARCH_JS = """
 
 
 def create_tab(ctx):
-    try:
-        from modules import script_callbacks
-        script_callbacks.ui_settings_callback()
-    except (ImportError, AttributeError):
-        pass
     opts.reorder()
     keys, components = [], []
     from webui import quicksettings

@@ -4,7 +4,7 @@ import importlib
 import gradio as gr
 
 from modules import errors, shared
-from webui import quicksettings
+from webui import quicksettings, send_to
 
 
 class UiContext:
@@ -53,25 +53,24 @@ def _build_tab(ctx, module_name, title, elem_id):
     module = _load_tab_module(module_name)
     if module is None or not hasattr(module, "create_tab"):
         return
-    with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
+    # The content is built before its tab, as A1111 does (each tab's interface exists when the page is put
+    # together): extensions that hook the making of a tab (mov2mov inserts its tab after img2img's) find it complete.
+    with gr.Column(render=False, elem_id=f"{elem_id}_tab_content") as content:
         try:
             module.create_tab(ctx)
         except Exception:
             errors.report(f"Error building the {title} tab", exc_info=True)
             gr.HTML(f"<div class='error'>The {title} tab could not be built; see the console for details.</div>")
-
-
-def _extension_tabs():
-    try:
-        from modules import script_callbacks
-        return script_callbacks.ui_tabs_callback() or []
-    except (ImportError, AttributeError):
-        return []
+    with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
+        content.render()
 
 
 def create_ui():
+    from modules import script_callbacks
+    # Extensions' settings exist before any tab is built (as in A1111): their tabs and the quicksettings row read them.
+    script_callbacks.ui_settings_callback()
     ctx = UiContext()
-    extension_tabs = _extension_tabs()
+    extension_tabs = script_callbacks.ui_tabs_callback() or []
     shared.tab_names[:] = [title for _, title, _ in BUILTIN_TABS] + [str(item[1]) for item in extension_tabs if len(item) > 1] \
         + [title for _, title, _ in TRAILING_TABS]
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
@@ -91,10 +90,6 @@ def create_ui():
             for module_name, title, elem_id in _trailing_tabs():
                 _build_tab(ctx, module_name, title, elem_id)
         ctx.tabs_component = tabs
-        try:
-            from webui import send_to
-            send_to.bind(ctx)
-        except ImportError:
-            pass
+        send_to.bind(ctx)
     demo.ui_context = ctx
     return demo
