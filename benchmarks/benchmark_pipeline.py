@@ -1,12 +1,15 @@
 """Full txt2img, ours against diffusers', on the same weights, scheduler family, sizes and steps, in one process.
 
     venv/bin/python benchmarks/benchmark_pipeline.py                              # CUDA if present, else the CPU
-    venv/bin/python benchmarks/benchmark_pipeline.py --device cuda --compile --memory-modes
+    venv/bin/python benchmarks/benchmark_pipeline.py --device cuda --compile --memory-modes sdxl
     flock /tmp/sdwebui-bigmem.lock venv/bin/python benchmarks/benchmark_pipeline.py --device cpu --models demo,sd15
 
 Models: `demo` (the shipped demo checkpoint), `sd15` (SD1.5 widths, random weights) and `sdxl` (SDXL widths, random
 weights; once the SDXL family is on main). Random checkpoints are written once (fp16) to the temp folder and loaded
 the way the web UI loads any file; diffusers gets the same tensors through its own single-file conversion.
+
+"CPU s/image" is the process's CPU time per call (all its threads): on a CPU shared with other programs it shows the
+work done when the wall time mostly shows the waiting.
 
 Ours is `processing.process_images` (prompt parsing, text encoder, k-diffusion Euler, CFG, VAE decode, PIL image);
 diffusers' is StableDiffusionPipeline / StableDiffusionXLPipeline with EulerDiscreteScheduler, both at CFG 7 with a
@@ -51,7 +54,7 @@ CPU_STEPS = {"demo": 20, "sd15": 4, "sdxl": 2}
 # ---- the models ---------------------------------------------------------------------------------------------------
 
 def load_ours(path):
-    from modules import sd_models
+    from modules import sd_models, sd_samplers  # noqa: F401  (the web UI imports the samplers as it starts)
     sd_models.unload_model_weights()
     return sd_models.load_model(sd_models.CheckpointInfo(path))
 
@@ -189,33 +192,36 @@ def run_diffusers(pipe, side, steps, seed, clock):
 
 
 def timed(fn, device):
+    """(wall seconds, it/s, peak extra memory, CPU seconds of this process) of one call."""
     clock = StepClock(device)
     with MemoryWatch(device) as memory:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         fn(clock)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - start
-    return seconds, clock.its(), memory.extra
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return seconds, clock.its(), memory.extra, cpu_seconds
 
 
 def compare(impls, device, warmup, repeats):
     """impls: {label: (fn(clock), weights bytes)} -> {label: figures}; calls alternate between the implementations."""
-    results = {label: dict(calls=[], its=[], extra=0, weights=weights) for label, (fn, weights) in impls.items()}
+    results = {label: dict(calls=[], its=[], cpu=[], extra=0, weights=weights) for label, (fn, weights) in impls.items()}
     for label, (fn, _) in impls.items():
-        seconds, _, extra = timed(fn, device)
+        seconds, _, extra, _ = timed(fn, device)
         results[label]["first"] = seconds
         results[label]["extra"] = max(results[label]["extra"], extra)
         for _ in range(warmup - 1):
             timed(fn, device)
     for _ in range(repeats):
         for label, (fn, _) in impls.items():
-            seconds, its, extra = timed(fn, device)
+            seconds, its, extra, cpu_seconds = timed(fn, device)
             r = results[label]
             r["calls"].append(seconds)
             r["its"].append(its)
+            r["cpu"].append(cpu_seconds)
             r["extra"] = max(r["extra"], extra)
     return {label: dict(first=r["first"], s_per_image=statistics.median(r["calls"]), its=statistics.median(r["its"]),
+                        cpu_s_per_image=statistics.median(r["cpu"]),
                         peak=(r["weights"] if device.type == "cuda" else 0) + r["extra"])
             for label, r in results.items()}
 
@@ -227,7 +233,7 @@ def set_memory_flags(medvram=False, lowvram=False, compile_=False):
     shared.cmd_opts.medvram, shared.cmd_opts.lowvram, shared.cmd_opts.compile = medvram, lowvram, compile_
 
 
-def bench_model(name, device, steps, warmup, repeats, with_compile, memory_modes):
+def bench_model(name, device, steps, warmup, repeats, with_compile=False, memory_modes=False):
     from modules import devices
     side = SIDES[name][0 if device.type == "cuda" else 1]
     path = DEMO_FILE if name == "demo" else random_checkpoint(name)
@@ -266,18 +272,23 @@ def print_table(device, results):
         name = f"CPU ({torch.get_num_threads()} threads, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})"
     memory = "peak VRAM (weights + activations)" if device.type == "cuda" else "peak RSS growth in a call"
     print(f"\ntxt2img, Euler, CFG 7, batch 1, {name}\n")
-    print(f"| model | size | steps | dtype | implementation | first image s | s/image | it/s | {memory} | ours vs diffusers |")
-    print("|---|---|---:|---|---|---:|---:|---:|---:|---:|")
+    print(f"| model | size | steps | dtype | implementation | first image s | s/image | CPU s/image | it/s | {memory} | ours vs diffusers |")
+    print("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for result in results:
         if "error" in result:
-            print(f"| {result['model']} | | | | {result['error']} | | | | | |")
+            print(f"| {result['model']} | | | | {result['error']} | | | | | | |")
             continue
         rows = result["rows"]
         base = rows.get("diffusers")
         for label, r in rows.items():
             ratio = f"{r['its'] / base['its']:.2f}x it/s, {base['s_per_image'] / r['s_per_image']:.2f}x s/image" if base and label != "diffusers" else ""
             print(f"| {result['model']} | {result['side']}x{result['side']} | {result['steps']} | {result['dtype']} | {label} "
-                  f"| {r['first']:.2f} | {r['s_per_image']:.3f} | {r['its']:.2f} | {r['peak'] / GIB:.2f} GiB | {ratio} |")
+                  f"| {r['first']:.2f} | {r['s_per_image']:.3f} | {r['cpu_s_per_image']:.2f} | {r['its']:.2f} "
+                  f"| {r['peak'] / GIB:.2f} GiB | {ratio} |")
+
+
+def wanted(models_option, name):
+    return models_option == "all" or name in models_option.split(",")
 
 
 def main(argv=None):
@@ -287,8 +298,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: 20 on CUDA; fewer on the CPU for the big models)")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--compile", action="store_true", help="also time ours with --compile")
-    parser.add_argument("--memory-modes", action="store_true", help="also time ours with --medvram and --lowvram (CUDA)")
+    parser.add_argument("--compile", nargs="?", const="all", default="", metavar="MODELS",
+                        help="also time ours with --compile (for all models, or the comma-separated ones named)")
+    parser.add_argument("--memory-modes", nargs="?", const="all", default="", metavar="MODELS",
+                        help="also time ours with --medvram and --lowvram, CUDA only (all models, or those named)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -306,7 +319,8 @@ def main(argv=None):
     for name in models:
         steps = args.steps or (20 if on_gpu else CPU_STEPS[name])
         try:
-            results.append(bench_model(name, device, steps, warmup, repeats, args.compile, args.memory_modes))
+            results.append(bench_model(name, device, steps, warmup, repeats, wanted(args.compile, name),
+                                       wanted(args.memory_modes, name)))
         except NotImplementedError as e:
             results.append(dict(model=name, error=str(e)))
         gc.collect()

@@ -60,9 +60,9 @@ fi
 
 # ---- benchmarks ------------------------------------------------------------------------------------------------------
 if [ "$MODE" = cuda ]; then
-    say "pipeline benchmark (demo, SD1.5, SDXL; eager, --compile, --medvram, --lowvram)"
+    say "pipeline benchmark (demo, SD1.5, SDXL eager; SD1.5 and SDXL --compile; SDXL --medvram, --lowvram)"
     timeout 420 "$PY" benchmarks/benchmark_pipeline.py --device cuda --models demo,sd15,sdxl --warmup 1 --repeats 3 \
-        --compile --memory-modes --json "$OUT/pipeline.json" > "$OUT/pipeline.txt" 2>&1
+        --compile sd15,sdxl --memory-modes sdxl --json "$OUT/pipeline.json" > "$OUT/pipeline.txt" 2>&1
 else
     MODELS=demo
     [ -n "${GPU_CHECK_CPU_SD15:-}" ] && MODELS=demo,sd15

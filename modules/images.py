@@ -11,7 +11,7 @@ import piexif
 import piexif.helper
 from PIL import Image, ImageOps, PngImagePlugin
 
-from modules import errors, shared
+from modules import errors, script_callbacks, shared
 from modules.images_grid import (  # noqa: F401  (public A1111 names)
     Grid, GridAnnotation, combine_grid, draw_grid_annotations, draw_prompt_matrix, get_font, image_grid, split_grid,
 )
@@ -28,14 +28,6 @@ IGNORED_INFO_KEYS = {
     "jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "exif", "loop", "background", "timestamp",
     "duration", "progressive", "progression", "icc_profile", "chromaticity", "photoshop",
 }
-
-
-def _callbacks():
-    try:
-        from modules import script_callbacks
-        return script_callbacks
-    except ImportError:
-        return None
 
 
 # --- resizing ------------------------------------------------------------------------------------------------------
@@ -242,13 +234,8 @@ def save_image(image, path, basename, seed=None, prompt=None, extension="png", i
     if info is not None:
         pnginfo[pnginfo_section_name] = info
 
-    callbacks = _callbacks()
-    if callbacks is not None:
-        params = callbacks.ImageSaveParams(image, p, fullfn, pnginfo)
-        callbacks.before_image_saved_callback(params)
-    else:
-        from types import SimpleNamespace
-        params = SimpleNamespace(image=image, p=p, filename=fullfn, pnginfo=pnginfo)
+    params = script_callbacks.ImageSaveParams(image, p, fullfn, pnginfo)
+    script_callbacks.before_image_saved_callback(params)
     image = params.image
     info = params.pnginfo.get(pnginfo_section_name, None)
 
@@ -286,8 +273,7 @@ def save_image(image, path, basename, seed=None, prompt=None, extension="png", i
         with open(txt_fullfn, "w", encoding="utf8") as file:
             file.write(f"{info}\n")
 
-    if callbacks is not None:
-        callbacks.image_saved_callback(params)
+    script_callbacks.image_saved_callback(params)
     return fullfn, txt_fullfn
 
 

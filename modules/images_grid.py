@@ -7,22 +7,9 @@ from collections import namedtuple
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
-from modules import shared
+from modules import script_callbacks, shared
 
 Grid = namedtuple("Grid", ["tiles", "tile_w", "tile_h", "image_w", "image_h", "overlap"])
-
-
-def _fire_grid_callback(params):
-    try:
-        from modules import script_callbacks
-    except ImportError:
-        return
-    script_callbacks.image_grid_callback(params)
-
-
-class _GridParams:
-    def __init__(self, imgs, cols, rows):
-        self.imgs, self.cols, self.rows = imgs, cols, rows
 
 
 def image_grid(imgs, batch_size=1, rows=None):
@@ -43,12 +30,8 @@ def image_grid(imgs, batch_size=1, rows=None):
     rows = max(1, min(rows, len(imgs)))
     cols = math.ceil(len(imgs) / rows)
 
-    try:
-        from modules.script_callbacks import ImageGridLoopParams
-        params = ImageGridLoopParams(imgs, cols, rows)
-    except ImportError:
-        params = _GridParams(imgs, cols, rows)
-    _fire_grid_callback(params)
+    params = script_callbacks.ImageGridLoopParams(imgs, cols, rows)
+    script_callbacks.image_grid_callback(params)
 
     w, h = map(max, zip(*(img.size for img in params.imgs)))
     background = ImageColor.getcolor(shared.opts.grid_background_color, "RGB")

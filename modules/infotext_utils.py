@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 
-from modules import errors, shared
+from modules import errors, prompt_parser, shared
 
 re_param_code = r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 re_param = re.compile(re_param_code)
@@ -75,11 +75,7 @@ def restore_old_hires_fix_params(res):
 
 
 def _uses_emphasis(prompt, negative_prompt):
-    try:
-        from modules.prompt_parser import parse_prompt_attention
-    except ImportError:
-        return bool(re.search(r"[()\[\]]", prompt + negative_prompt))
-    attention = parse_prompt_attention(prompt) + parse_prompt_attention(negative_prompt)
+    attention = prompt_parser.parse_prompt_attention(prompt) + prompt_parser.parse_prompt_attention(negative_prompt)
     return len(attention) != len([p for p in attention if p[1] == 1.0 or p[0] == "BREAK"])
 
 

@@ -2,12 +2,11 @@
 
 Nothing here imports gradio; the web UI calls `initialize()` and then builds itself.
 """
-import importlib
 import os
 import threading
 import time
 
-from modules import errors, shared
+from modules import errors, extensions, modelloader, processing, scripts, sd_models, sd_vae, shared, styles
 
 startup_timings = {}
 
@@ -21,16 +20,6 @@ def _step(name, fn):
     startup_timings[name] = time.perf_counter() - start
 
 
-def _optional(module_name):
-    """Import an engine module that may not exist in a minimal tree; report real import errors."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name == module_name:
-            return None
-        raise
-
-
 def load_settings():
     shared.opts.load(shared.config_filename)
     if not os.path.exists(shared.config_filename):
@@ -38,44 +27,31 @@ def load_settings():
 
 
 def list_extensions():
-    extensions = _optional("modules.extensions")
-    if extensions is not None:
-        extensions.list_extensions()
+    extensions.list_extensions()
 
 
 def list_models():
-    from modules import sd_models
     sd_models.list_models()
-    sd_vae = _optional("modules.sd_vae")
-    if sd_vae is not None:
-        sd_vae.refresh_vae_list()
+    sd_vae.refresh_vae_list()
 
 
 def load_styles():
-    styles = _optional("modules.styles")
-    if styles is None:
-        return
     style_files = shared.cmd_opts.styles_file or [os.path.join(shared.data_path, "styles.csv")]
     shared.prompt_styles = styles.StyleDatabase(style_files)
 
 
 def load_upscalers():
-    modelloader = _optional("modules.modelloader")
-    if modelloader is not None:
-        modelloader.load_upscalers()
+    modelloader.load_upscalers()
 
 
 def load_scripts():
-    scripts = _optional("modules.scripts")
-    if scripts is not None:
-        scripts.load_scripts()
+    scripts.load_scripts()
 
 
 def load_model():
     """Load the selected checkpoint; a missing model is a normal state, a broken one is reported."""
-    from modules import sd_models
     if sd_models.select_checkpoint() is None:
-        print(f"No checkpoint found. {__import__('modules.processing', fromlist=['no_model_message']).no_model_message()}")
+        print(f"No checkpoint found. {processing.no_model_message()}")
         return
     sd_models.load_model()
 

@@ -1,43 +1,27 @@
-"""Live preview of the latent being sampled: a cheap linear latent->RGB approximation, or the full VAE."""
+"""Live preview of the latent being sampled, by the "Live preview method" setting (modules.latent_codec decodes)."""
 import numpy as np
 import torch
 from PIL import Image
 
-from modules import shared
+from modules import latent_codec, sd_vae_taesd, shared
 
-# SD1's 4 latent channels -> RGB, a least-squares fit widely used for "Approx cheap" previews.
-SD1_LATENT_RGB = torch.tensor([
-    [0.298, 0.207, 0.208],
-    [0.187, 0.286, 0.173],
-    [-0.158, 0.189, 0.264],
-    [-0.184, -0.271, -0.473],
-])
-
-
-def cheap_approximation(sample: torch.Tensor) -> torch.Tensor:
-    """(4, H, W) latent -> (3, H, W) roughly in [-1, 1]."""
-    return torch.einsum("chw,cr->rhw", sample.float().cpu(), SD1_LATENT_RGB)
+cheap_approximation = latent_codec.cheap_approximation
+SD1_LATENT_RGB = latent_codec.SD1_LATENT_RGB
 
 
 def latent_to_image(sample: torch.Tensor, method: str) -> Image.Image:
-    if method == "TAESD":
-        from modules import sd_vae_taesd
-        model = sd_vae_taesd.decoder_model()
-        if model is not None:
-            with torch.inference_mode():
-                x = model(sample[None].to(next(model.parameters()).device, next(model.parameters()).dtype))[0] * 2 - 1
-            x = torch.clamp((x.float().cpu() + 1.0) / 2.0, 0.0, 1.0)
-            return Image.fromarray((255.0 * x.permute(1, 2, 0).numpy()).round().astype(np.uint8))
+    """One latent (C, h, w) -> PIL image; TAESD without its weights, and Full without a model, fall back to the cheap
+    approximation (shown at the full image size)."""
+    if method == "TAESD" and sd_vae_taesd.decoder_model() is None:
         method = "Approx cheap"
-    if method == "Full" and shared.sd_model is not None:
-        with torch.inference_mode():
-            x = shared.sd_model.decode_first_stage(sample[None].to(shared.device, dtype=shared.sd_model.first_stage_model.dtype if hasattr(shared.sd_model.first_stage_model, "dtype") else torch.float32))[0]
-    else:
-        x = cheap_approximation(sample)
+    if method == "Full" and shared.sd_model is None:
+        method = "Approx cheap"
+    approximation = latent_codec.approximation_indexes.get(method, latent_codec.approximation_indexes["Approx cheap"])
+    with torch.inference_mode():
+        x = latent_codec.samples_to_images_tensor(sample[None], approximation)[0]
     x = torch.clamp((x.float().cpu() + 1.0) / 2.0, 0.0, 1.0)
-    array = (255.0 * x.permute(1, 2, 0).numpy()).round().astype(np.uint8)
-    image = Image.fromarray(array)
-    if method != "Full":
+    image = Image.fromarray((255.0 * x.permute(1, 2, 0).numpy()).round().astype(np.uint8))
+    if approximation in (1, 2):
         image = image.resize((image.width * 8, image.height * 8), Image.NEAREST)
     return image
 

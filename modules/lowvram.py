@@ -170,6 +170,18 @@ def _setup(sd_model, units, resident=frozenset()):
             _install(unit)
 
 
+def send_model_to(sd_model, device):
+    """Move a whole model to `device` (a kept checkpoint resting in RAM or coming back); under a memory mode its
+    visiting units stay in RAM, where they rest between visits."""
+    if not sd_model.lowvram:
+        move(sd_model, device)
+        return
+    visitors = [module for module in sd_model.modules() if module in _visitors]
+    if module_in_gpu in visitors:
+        send_everything_to_cpu()
+    _move_all_but(sd_model, visitors, device)
+
+
 def setup_for_low_vram(sd_model, use_medvram):
     """--medvram (use_medvram) or --lowvram: every unit takes turns on the GPU."""
     _setup(sd_model, units_of(sd_model, use_medvram))

@@ -3,10 +3,9 @@
 Scripts and extensions build these objects and call `process_images` themselves, so the names, defaults and the
 order of hooks follow A1111 (reference §1.2, §1.3, §4.3, §9.1).
 """
-import math
+import json
 import os
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +13,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from modules import devices, errors, shared
+from modules import (
+    devices, errors, extra_networks, face_restoration, images, prompt_comments, prompt_parser, rng, scripts,
+    sd_hijack, sd_models, sd_samplers, sd_vae, shared,
+)
+from modules.latent_codec import (  # noqa: F401  (A1111 exports these from processing)
+    approximation_indexes, decode_first_stage, decode_latent_batch, encode_first_stage, images_tensor_to_samples,
+    latents_to_image_tensors, samples_to_images_tensor,
+)
 from modules.processing_helpers import (  # noqa: F401  (A1111 exports these from processing)
-    apply_color_correction, apply_overlay, create_binary_mask, create_random_tensors, decode_first_stage,
-    decode_latent_batch, images_tensor_to_samples, samples_to_image_tensors, setup_color_correction,
+    apply_color_correction, apply_overlay, create_binary_mask, create_random_tensors, setup_color_correction,
     image_to_tensor, tensor_to_image,
 )
 from modules.processing_infotext import create_infotext  # noqa: F401
@@ -216,9 +221,7 @@ class StableDiffusionProcessing:
 
     def setup_scripts(self):
         self.scripts_setup_complete = True
-        setup = getattr(self.scripts, "setup_scrips", None)
-        if setup is not None:
-            setup(self, is_ui=not self.is_api)
+        self.scripts.setup_scrips(self, is_ui=not self.is_api)
 
     def comment(self, text):
         self.comments[text] = 1
@@ -251,10 +254,8 @@ class StableDiffusionProcessing:
         conditioning_mask = conditioning_mask.to(device=source_image.device, dtype=source_image.dtype)
         weight = getattr(self, "inpainting_mask_weight", opts.inpainting_mask_weight)
         conditioning_image = torch.lerp(source_image, source_image * (1.0 - conditioning_mask), weight)
-        # source_image is already in [-1, 1], so it is encoded as is (img2img engineer's fix: images_tensor_to_samples
-        # expects [0, 1] and would shift it a second time).
-        conditioning_image = conditioning_image.to(device=shared.device, dtype=devices.dtype_vae)
-        conditioning_image = self.sd_model.get_first_stage_encoding(self.sd_model.encode_first_stage(conditioning_image))
+        # source_image is already in [-1, 1], so it is encoded as is (images_tensor_to_samples expects [0, 1])
+        conditioning_image = encode_first_stage(self.sd_model, conditioning_image)
         conditioning_mask = torch.nn.functional.interpolate(conditioning_mask, size=latent_image.shape[-2:])
         conditioning_mask = conditioning_mask.expand(conditioning_image.shape[0], -1, -1, -1)
         image_conditioning = torch.cat([conditioning_mask, conditioning_image], dim=1)
@@ -301,7 +302,6 @@ class StableDiffusionProcessing:
             self.all_prompts = [shared.prompt_styles.apply_styles_to_prompt(x, self.styles) for x in self.all_prompts]
             self.all_negative_prompts = [shared.prompt_styles.apply_negative_styles_to_prompt(x, self.styles) for x in self.all_negative_prompts]
         if opts.enable_prompt_comments:
-            from modules import prompt_comments
             self.all_prompts = [prompt_comments.strip_comments(x) for x in self.all_prompts]
             self.all_negative_prompts = [prompt_comments.strip_comments(x) for x in self.all_negative_prompts]
         self.main_prompt = self.all_prompts[0]
@@ -309,10 +309,10 @@ class StableDiffusionProcessing:
 
     def cached_params(self, required_prompts, steps, extra_network_data, hires_steps=None, use_old_scheduling=False):
         """Everything that changes the conditioning for the same prompt text."""
-        info = getattr(self.sd_model, "sd_checkpoint_info", None)
+        info = self.sd_model.sd_checkpoint_info
         return (
             tuple(required_prompts), steps, hires_steps, use_old_scheduling, opts.CLIP_stop_at_last_layers,
-            getattr(info, "filename", None), id(self.sd_model), repr(extra_network_data), opts.emphasis,
+            info.filename if info is not None else None, id(self.sd_model), repr(extra_network_data), opts.emphasis,
             opts.comma_padding_backtrack, getattr(required_prompts, "is_negative_prompt", False), _embeddings_version(),
         )
 
@@ -340,7 +340,6 @@ class StableDiffusionProcessing:
         return [vars(cls)[name] for cls in type(self).__mro__ for name in names if name in vars(cls)]
 
     def setup_conds(self):
-        from modules import prompt_parser, sd_samplers
         prompts = prompt_parser.SdConditioning(self.prompts, width=self.width, height=self.height)
         negative_prompts = prompt_parser.SdConditioning(self.negative_prompts, width=self.width, height=self.height, is_negative_prompt=True)
         sampler_config = sd_samplers.find_sampler_config(self.sampler_name)
@@ -354,7 +353,6 @@ class StableDiffusionProcessing:
         return self.c, self.uc
 
     def parse_extra_network_prompts(self):
-        from modules import extra_networks
         self.prompts, self.extra_network_data = extra_networks.parse_prompts(self.prompts)
 
     def save_samples(self) -> bool:
@@ -367,12 +365,7 @@ class StableDiffusionProcessing:
 
 def _embeddings_version():
     """Changes whenever the set of loaded textual-inversion embeddings changes."""
-    try:
-        from modules import sd_hijack
-        db = getattr(sd_hijack.model_hijack, "embedding_db", None)
-        return tuple(sorted(db.word_embeddings)) if db is not None else ()
-    except (ImportError, AttributeError):
-        return ()
+    return tuple(sorted(sd_hijack.model_hijack.embedding_db.word_embeddings))
 
 
 class Processed:
@@ -433,7 +426,6 @@ class Processed:
         self.version = None
 
     def js(self):
-        import json
         obj = {
             "prompt": self.all_prompts[0], "all_prompts": self.all_prompts, "negative_prompt": self.all_negative_prompts[0],
             "all_negative_prompts": self.all_negative_prompts, "seed": self.seed, "all_seeds": self.all_seeds,
@@ -465,7 +457,6 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
     try:
         checkpoint_override = p.override_settings.get("sd_model_checkpoint")
         if checkpoint_override is not None:
-            from modules import sd_models
             info = sd_models.get_closet_checkpoint_match(checkpoint_override)
             if info is None:
                 p.override_settings.pop("sd_model_checkpoint", None)
@@ -475,7 +466,6 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
         for k, v in p.override_settings.items():
             opts.set(k, v, is_api=True, run_callbacks=False)
             if k == "sd_vae":
-                from modules import sd_vae
                 sd_vae.reload_vae_weights()
         res = process_images_inner(p)
     finally:
@@ -483,62 +473,22 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
             for k, v in stored_opts.items():
                 setattr(opts, k, v)
                 if k == "sd_vae":
-                    from modules import sd_vae
                     sd_vae.reload_vae_weights()
     return res
 
 
-def _model_identity(p):
-    info = getattr(p.sd_model, "sd_checkpoint_info", None)
-    p.sd_model_name = getattr(info, "name_for_extra", None) or getattr(info, "model_name", None)
-    p.sd_model_hash = getattr(p.sd_model, "sd_model_hash", None)
-    try:
-        from modules import sd_vae
-        p.sd_vae_name = sd_vae.get_loaded_vae_name()
-        p.sd_vae_hash = sd_vae.get_loaded_vae_hash()
-    except (ImportError, AttributeError):
-        p.sd_vae_name = None
-        p.sd_vae_hash = None
+@dataclass
+class JobOutputs:
+    """What a job has produced so far: images with their infotexts, and the inpainting masks shown after them."""
+    images: list = field(default_factory=list)
+    infotexts: list = field(default_factory=list)
+    mask_images: list = field(default_factory=list)  # (image, infotext)
 
 
 def process_images_inner(p: StableDiffusionProcessing) -> Processed:
-    if p.sd_model is None:
-        p.sd_model = shared.sd_model
-    if p.sd_model is None:
-        raise NoModelError(no_model_message())
-    if isinstance(p.prompt, list):
-        assert len(p.prompt) > 0
-    else:
-        assert p.prompt is not None
-
-    devices.torch_gc()
-    # Scripts may pass explicit per-image seed lists (prompt matrix, X/Y/Z); -1 inside them is drawn too.
-    seed = [get_fixed_seed(x) for x in p.seed] if isinstance(p.seed, list) else get_fixed_seed(p.seed)
-    subseed = [get_fixed_seed(x) for x in p.subseed] if isinstance(p.subseed, list) else get_fixed_seed(p.subseed)
-    _model_identity(p)
-
-    try:
-        from modules import sd_hijack
-        sd_hijack.model_hijack.apply_circular(bool(p.tiling if p.tiling is not None else opts.tiling))
-        sd_hijack.model_hijack.clear_comments()
-    except (ImportError, AttributeError):
-        pass
-    if p.tiling is None:
-        p.tiling = opts.tiling
-    if p.restore_faces is None:
-        p.restore_faces = opts.face_restoration
-
-    p.setup_prompts()
-    count = len(p.all_prompts)
-    p.all_seeds = get_seed_list(seed, count, p.subseed_strength)
-    p.all_subseeds = subseed if isinstance(subseed, list) else [int(subseed) + i for i in range(count)]
-
-    if p.scripts is not None:
-        p.scripts.process(p)
-
-    infotexts = []
-    output_images = []
-    mask_images = []  # (image, infotext): the inpainting mask and composite, shown after the results
+    """The pipeline of one job: prepare, then each batch (see process_batch), then the grid and A1111's postprocess."""
+    prepare_job(p)
+    outputs = JobOutputs()
     with torch.inference_mode():
         with devices.autocast():
             p.init(p.all_prompts, p.all_seeds, p.all_subseeds)
@@ -554,157 +504,206 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
                 state.skipped = False
             if state.interrupted or state.stopping_generation:
                 break
-
-            p.prompts = p.all_prompts[n * p.batch_size:(n + 1) * p.batch_size]
-            p.negative_prompts = p.all_negative_prompts[n * p.batch_size:(n + 1) * p.batch_size]
-            p.seeds = p.all_seeds[n * p.batch_size:(n + 1) * p.batch_size]
-            p.subseeds = p.all_subseeds[n * p.batch_size:(n + 1) * p.batch_size]
-            if len(p.prompts) == 0:
+            if not process_batch(p, n, outputs):
                 break
 
-            from modules import rng
-            latent_channels = getattr(p.sd_model, "latent_channels", opt_C)
-            p.rng = rng.ImageRNG((latent_channels, p.height // opt_f, p.width // opt_f), p.seeds, subseeds=p.subseeds,
-                                 subseed_strength=p.subseed_strength, seed_resize_from_h=p.seed_resize_from_h,
-                                 seed_resize_from_w=p.seed_resize_from_w)
-
-            if p.scripts is not None:
-                p.scripts.before_process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
-
-            p.parse_extra_network_prompts()
-            if not p.disable_extra_networks:
-                from modules import extra_networks
-                extra_networks.activate(p, p.extra_network_data)
-            if p.scripts is not None:
-                p.scripts.after_extra_networks_activate(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds, extra_network_data=p.extra_network_data)
-                p.scripts.process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
-
-            p.setup_conds()
-            try:
-                from modules import sd_hijack
-                p.extra_generation_params.update(sd_hijack.model_hijack.extra_generation_params)
-                for comment in sd_hijack.model_hijack.comments:
-                    p.comment(comment)
-            except (ImportError, AttributeError):
-                pass
-
-            if n == 0 and not getattr(shared.cmd_opts, "no_prompt_history", False):
-                _write_params_txt(p)
-
-            with devices.without_autocast() if devices.unet_needs_upcast else devices.autocast():
-                samples = p.sample(conditioning=p.c, unconditional_conditioning=p.uc, seeds=p.seeds,
-                                   subseeds=p.subseeds, subseed_strength=p.subseed_strength, prompts=p.prompts)
-
-            if p.scripts is not None:
-                from modules import scripts
-                ps = scripts.PostSampleArgs(samples)
-                p.scripts.post_sample(p, ps)
-                samples = ps.samples
-
-            if getattr(samples, "already_decoded", False):
-                x_samples = samples
-            else:
-                x_samples = decode_latent_batch(p.sd_model, samples, target_device=devices.cpu, check_for_nans=True)
-                x_samples = torch.stack(x_samples).float()
-                x_samples = torch.clamp((x_samples + 1.0) / 2.0, min=0.0, max=1.0)
-            del samples
-
-            if p.scripts is not None:
-                p.scripts.postprocess_batch(p, x_samples, batch_number=n)
-                from modules import scripts
-                p.prompts = p.all_prompts[n * p.batch_size:(n + 1) * p.batch_size]
-                p.negative_prompts = p.all_negative_prompts[n * p.batch_size:(n + 1) * p.batch_size]
-                batch_params = scripts.PostprocessBatchListArgs(list(x_samples))
-                p.scripts.postprocess_batch_list(p, batch_params, batch_number=n)
-                x_samples = batch_params.images
-
-            def infotext(index=0, use_main_prompt=False):
-                return create_infotext(p, p.prompts, p.seeds, p.subseeds, use_main_prompt=use_main_prompt, index=index, all_negative_prompts=p.negative_prompts)
-
-            for i, x_sample in enumerate(x_samples):
-                p.batch_index = i
-                image = tensor_to_image(x_sample)
-
-                if p.restore_faces:
-                    image = _restore_faces(p, image, i, infotext)
-
-                if p.scripts is not None:
-                    from modules import scripts
-                    pp = scripts.PostprocessImageArgs(image)
-                    p.scripts.postprocess_image(p, pp)
-                    image = pp.image
-
-                mask_for_overlay = getattr(p, "mask_for_overlay", None)
-                overlay = p.overlay_images[i] if p.overlay_images is not None and i < len(p.overlay_images) else None
-                if p.scripts is not None:
-                    from modules import scripts
-                    ppmo = scripts.PostProcessMaskOverlayArgs(i, mask_for_overlay, overlay)
-                    p.scripts.postprocess_maskoverlay(p, ppmo)
-                    mask_for_overlay, overlay = ppmo.mask_for_overlay, ppmo.overlay_image
-
-                if p.color_corrections is not None and i < len(p.color_corrections):
-                    image = apply_color_correction(p.color_corrections[i], image)
-
-                denoised_image = image
-                if overlay is not None and getattr(p, "overlay_inpaint", opts.overlay_inpaint):
-                    image, denoised_image = apply_overlay(image, p.paste_to, overlay)
-                elif p.paste_to is not None:
-                    image, denoised_image = apply_overlay(image, p.paste_to, None)
-
-                if p.scripts is not None:
-                    from modules import scripts
-                    pp = scripts.PostprocessImageArgs(image)
-                    p.scripts.postprocess_image_after_composite(p, pp)
-                    image = pp.image
-
-                text = infotext(i)
-                infotexts.append(text)
-                if opts.enable_pnginfo:
-                    image.info["parameters"] = text
-                output_images.append(image)
-
-                if p.save_samples():
-                    from modules import images
-                    images.save_image(image, p.outpath_samples, "", p.seeds[i], p.prompts[i], opts.samples_format, info=text, p=p)
-
-                if mask_for_overlay is not None:
-                    for extra in inpaint_mask_outputs(p, i, denoised_image, mask_for_overlay, text):
-                        mask_images.append((extra, text))
-
-            del x_samples
-            devices.torch_gc()
-            state.nextjob()
-
         p.color_corrections = None
-        index_of_first_image = 0
-        unwanted_grid_because_of_img_count = len(output_images) < 2 and opts.grid_only_if_multiple
-        if (opts.return_grid or opts.grid_save) and not p.do_not_save_grid and not unwanted_grid_because_of_img_count:
-            from modules import images
-            grid = images.image_grid(output_images, p.batch_size)
-            text = infotext(use_main_prompt=True)
-            if opts.return_grid:
-                infotexts.insert(0, text)
-                if opts.enable_pnginfo:
-                    grid.info["parameters"] = text
-                output_images.insert(0, grid)
-                index_of_first_image = 1
-            if opts.grid_save:
-                images.save_image(grid, p.outpath_grids, "grid", p.all_seeds[0], p.all_prompts[0], opts.grid_format, info=text, short_filename=not opts.grid_extended_filename, p=p, grid=True)
-
-        for image, text in mask_images:
-            output_images.append(image)
-            infotexts.append(text)
+        index_of_first_image = add_grid(p, outputs)
+        for image, text in outputs.mask_images:
+            outputs.images.append(image)
+            outputs.infotexts.append(text)
 
     if not p.disable_extra_networks and p.extra_network_data:
-        from modules import extra_networks
         extra_networks.deactivate(p, p.extra_network_data)
     devices.torch_gc()
 
-    res = Processed(p, images_list=output_images, seed=p.all_seeds[0], info=infotexts[0] if infotexts else "",
-                    subseed=p.all_subseeds[0], index_of_first_image=index_of_first_image, infotexts=infotexts)
+    res = Processed(p, images_list=outputs.images, seed=p.all_seeds[0], info=outputs.infotexts[0] if outputs.infotexts else "",
+                    subseed=p.all_subseeds[0], index_of_first_image=index_of_first_image, infotexts=outputs.infotexts)
     if p.scripts is not None:
         p.scripts.postprocess(p, res)
     return res
+
+
+def prepare_job(p):
+    """Everything decided once per job: the model, seeds, prompts for every image, tiling, and the scripts' process."""
+    if p.sd_model is None:
+        p.sd_model = shared.sd_model
+    if p.sd_model is None:
+        raise NoModelError(no_model_message())
+    if isinstance(p.prompt, list):
+        assert len(p.prompt) > 0
+    else:
+        assert p.prompt is not None
+
+    devices.torch_gc()
+    # Scripts may pass explicit per-image seed lists (prompt matrix, X/Y/Z); -1 inside them is drawn too.
+    seed = [get_fixed_seed(x) for x in p.seed] if isinstance(p.seed, list) else get_fixed_seed(p.seed)
+    subseed = [get_fixed_seed(x) for x in p.subseed] if isinstance(p.subseed, list) else get_fixed_seed(p.subseed)
+    _model_identity(p)
+
+    if p.tiling is None:
+        p.tiling = opts.tiling
+    if p.restore_faces is None:
+        p.restore_faces = opts.face_restoration
+    sd_hijack.model_hijack.apply_circular(bool(p.tiling))
+    sd_hijack.model_hijack.clear_comments()
+    if opts.sd_vae_encode_method != "Full":
+        p.extra_generation_params["VAE Encoder"] = opts.sd_vae_encode_method
+    if opts.sd_vae_decode_method != "Full":
+        p.extra_generation_params["VAE Decoder"] = opts.sd_vae_decode_method
+
+    p.setup_prompts()
+    count = len(p.all_prompts)
+    p.all_seeds = get_seed_list(seed, count, p.subseed_strength)
+    p.all_subseeds = subseed if isinstance(subseed, list) else [int(subseed) + i for i in range(count)]
+
+    if p.scripts is not None:
+        p.scripts.process(p)
+
+
+def _model_identity(p):
+    info = p.sd_model.sd_checkpoint_info
+    p.sd_model_name = (info.name_for_extra or info.model_name) if info is not None else None
+    p.sd_model_hash = p.sd_model.sd_model_hash
+    p.sd_vae_name = sd_vae.get_loaded_vae_name()
+    p.sd_vae_hash = sd_vae.get_loaded_vae_hash()
+
+
+def process_batch(p, n, outputs: JobOutputs) -> bool:
+    """Batch n of the job: its prompts and seeds, extra networks, conditioning, sampling, decoding, then each image
+    (see process_image). False when there is nothing left to do."""
+    p.prompts = p.all_prompts[n * p.batch_size:(n + 1) * p.batch_size]
+    p.negative_prompts = p.all_negative_prompts[n * p.batch_size:(n + 1) * p.batch_size]
+    p.seeds = p.all_seeds[n * p.batch_size:(n + 1) * p.batch_size]
+    p.subseeds = p.all_subseeds[n * p.batch_size:(n + 1) * p.batch_size]
+    if len(p.prompts) == 0:
+        return False
+
+    p.rng = rng.ImageRNG((p.sd_model.latent_channels, p.height // opt_f, p.width // opt_f), p.seeds, subseeds=p.subseeds,
+                         subseed_strength=p.subseed_strength, seed_resize_from_h=p.seed_resize_from_h,
+                         seed_resize_from_w=p.seed_resize_from_w)
+
+    if p.scripts is not None:
+        p.scripts.before_process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
+
+    p.parse_extra_network_prompts()
+    if not p.disable_extra_networks:
+        extra_networks.activate(p, p.extra_network_data)
+    if p.scripts is not None:
+        p.scripts.after_extra_networks_activate(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds, extra_network_data=p.extra_network_data)
+        p.scripts.process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
+
+    p.setup_conds()
+    p.extra_generation_params.update(sd_hijack.model_hijack.extra_generation_params)
+    for comment in sd_hijack.model_hijack.comments:
+        p.comment(comment)
+
+    if n == 0 and not shared.cmd_opts.no_prompt_history:
+        _write_params_txt(p)
+
+    with devices.without_autocast() if devices.unet_needs_upcast else devices.autocast():
+        samples = p.sample(conditioning=p.c, unconditional_conditioning=p.uc, seeds=p.seeds,
+                           subseeds=p.subseeds, subseed_strength=p.subseed_strength, prompts=p.prompts)
+
+    if p.scripts is not None:
+        ps = scripts.PostSampleArgs(samples)
+        p.scripts.post_sample(p, ps)
+        samples = ps.samples
+
+    if getattr(samples, "already_decoded", False):  # img2img at denoising strength 0 hands back the images
+        x_samples = samples
+    else:
+        x_samples = latents_to_image_tensors(p.sd_model, samples)
+    del samples
+
+    if p.scripts is not None:
+        p.scripts.postprocess_batch(p, x_samples, batch_number=n)
+        p.prompts = p.all_prompts[n * p.batch_size:(n + 1) * p.batch_size]
+        p.negative_prompts = p.all_negative_prompts[n * p.batch_size:(n + 1) * p.batch_size]
+        batch_params = scripts.PostprocessBatchListArgs(list(x_samples))
+        p.scripts.postprocess_batch_list(p, batch_params, batch_number=n)
+        x_samples = batch_params.images
+
+    for i, x_sample in enumerate(x_samples):
+        process_image(p, i, x_sample, outputs)
+
+    del x_samples
+    devices.torch_gc()
+    state.nextjob()
+    return True
+
+
+def batch_infotext(p, index=0, use_main_prompt=False):
+    """The infotext of image `index` of the current batch (or of the whole job, for the grid)."""
+    return create_infotext(p, p.prompts, p.seeds, p.subseeds, use_main_prompt=use_main_prompt, index=index, all_negative_prompts=p.negative_prompts)
+
+
+def process_image(p, i, x_sample, outputs: JobOutputs):
+    """Image i of the batch: face restoration, the scripts' postprocess hooks, colour correction, the inpainting
+    overlay, its infotext, saving, and the mask outputs."""
+    p.batch_index = i
+    image = tensor_to_image(x_sample)
+
+    if p.restore_faces:
+        image = _restore_faces(p, image, i)
+
+    if p.scripts is not None:
+        pp = scripts.PostprocessImageArgs(image)
+        p.scripts.postprocess_image(p, pp)
+        image = pp.image
+
+    mask_for_overlay = getattr(p, "mask_for_overlay", None)  # an img2img field; scripts may set it on txt2img too
+    overlay = p.overlay_images[i] if p.overlay_images is not None and i < len(p.overlay_images) else None
+    if p.scripts is not None:
+        ppmo = scripts.PostProcessMaskOverlayArgs(i, mask_for_overlay, overlay)
+        p.scripts.postprocess_maskoverlay(p, ppmo)
+        mask_for_overlay, overlay = ppmo.mask_for_overlay, ppmo.overlay_image
+
+    if p.color_corrections is not None and i < len(p.color_corrections):
+        image = apply_color_correction(p.color_corrections[i], image)
+
+    denoised_image = image
+    if overlay is not None and getattr(p, "overlay_inpaint", opts.overlay_inpaint):
+        image, denoised_image = apply_overlay(image, p.paste_to, overlay)
+    elif p.paste_to is not None:
+        image, denoised_image = apply_overlay(image, p.paste_to, None)
+
+    if p.scripts is not None:
+        pp = scripts.PostprocessImageArgs(image)
+        p.scripts.postprocess_image_after_composite(p, pp)
+        image = pp.image
+
+    text = batch_infotext(p, i)
+    outputs.infotexts.append(text)
+    if opts.enable_pnginfo:
+        image.info["parameters"] = text
+    outputs.images.append(image)
+
+    if p.save_samples():
+        images.save_image(image, p.outpath_samples, "", p.seeds[i], p.prompts[i], opts.samples_format, info=text, p=p)
+
+    if mask_for_overlay is not None:
+        for extra in inpaint_mask_outputs(p, i, denoised_image, mask_for_overlay, text):
+            outputs.mask_images.append((extra, text))
+
+
+def add_grid(p, outputs: JobOutputs) -> int:
+    """The grid of the job's images, shown first and/or saved as the settings ask; returns index_of_first_image."""
+    unwanted_grid_because_of_img_count = len(outputs.images) < 2 and opts.grid_only_if_multiple
+    if not (opts.return_grid or opts.grid_save) or p.do_not_save_grid or unwanted_grid_because_of_img_count:
+        return 0
+    grid = images.image_grid(outputs.images, p.batch_size)
+    text = batch_infotext(p, use_main_prompt=True)
+    index_of_first_image = 0
+    if opts.return_grid:
+        outputs.infotexts.insert(0, text)
+        if opts.enable_pnginfo:
+            grid.info["parameters"] = text
+        outputs.images.insert(0, grid)
+        index_of_first_image = 1
+    if opts.grid_save:
+        images.save_image(grid, p.outpath_grids, "grid", p.all_seeds[0], p.all_prompts[0], opts.grid_format, info=text, short_filename=not opts.grid_extended_filename, p=p, grid=True)
+    return index_of_first_image
 
 
 def inpaint_mask_outputs(p, i, denoised_image, mask_for_overlay, infotext_text):
@@ -713,8 +712,6 @@ def inpaint_mask_outputs(p, i, denoised_image, mask_for_overlay, infotext_text):
     wanted = [opts.save_mask, opts.return_mask, opts.save_mask_composite, opts.return_mask_composite]
     if not any(wanted):
         return []
-    from PIL import Image
-    from modules import images
     mask = mask_for_overlay.convert("RGB")
     composite = None
     if opts.save_mask_composite or opts.return_mask_composite:
@@ -728,14 +725,9 @@ def inpaint_mask_outputs(p, i, denoised_image, mask_for_overlay, infotext_text):
     return [picture for want, picture in ((opts.return_mask, mask), (opts.return_mask_composite, composite)) if want]
 
 
-def _restore_faces(p, image, i, infotext):
-    try:
-        from modules import face_restoration
-    except ImportError:
-        return image
+def _restore_faces(p, image, i):
     if opts.save_images_before_face_restoration and p.save_samples():
-        from modules import images
-        images.save_image(image, p.outpath_samples, "", p.seeds[i], p.prompts[i], opts.samples_format, info=infotext(i), p=p, suffix="-before-face-restoration")
+        images.save_image(image, p.outpath_samples, "", p.seeds[i], p.prompts[i], opts.samples_format, info=batch_infotext(p, i), p=p, suffix="-before-face-restoration")
     restored = face_restoration.restore_faces(np.array(image))
     return Image.fromarray(restored)
 

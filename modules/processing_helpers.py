@@ -8,48 +8,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps
 
-from modules import devices, shared
+from modules import color_correction, rng
 
 
 def create_random_tensors(shape, seeds, subseeds=None, subseed_strength=0.0, seed_resize_from_h=0, seed_resize_from_w=0, p=None):
     """A1111's helper: the first noise draw for `seeds` (one generator per image)."""
-    from modules import rng
     g = rng.ImageRNG(shape, seeds, subseeds=subseeds, subseed_strength=subseed_strength,
                      seed_resize_from_h=seed_resize_from_h, seed_resize_from_w=seed_resize_from_w)
     return g.next()
-
-
-def decode_first_stage(model, x):
-    x = x.to(devices.dtype_vae)
-    return model.decode_first_stage(x)
-
-
-def decode_latent_batch(model, batch, target_device=None, check_for_nans=False):
-    """Decode latents one at a time (bounded memory), checking for NaNs as A1111 does."""
-    samples = []
-    for i in range(batch.shape[0]):
-        sample = decode_first_stage(model, batch[i:i + 1])[0]
-        if check_for_nans:
-            devices.test_for_nans(sample, "vae")
-        if target_device is not None:
-            sample = sample.to(target_device)
-        samples.append(sample)
-    return samples
-
-
-def samples_to_image_tensors(model, samples):
-    """Latents -> image tensors in [0, 1]."""
-    decoded = torch.stack(decode_latent_batch(model, samples, check_for_nans=True)).float()
-    return torch.clamp((decoded + 1.0) / 2.0, min=0.0, max=1.0)
-
-
-def images_tensor_to_samples(image, approximation=None, model=None):
-    """Image tensor in [0, 1], shape (B, 3, H, W) -> latents, through the VAE encoder."""
-    model = model or shared.sd_model
-    image = image.to(shared.device, dtype=devices.dtype_vae)
-    image = image * 2 - 1
-    dist = model.encode_first_stage(image)
-    return model.get_first_stage_encoding(dist)
 
 
 def image_to_tensor(image: Image.Image):
@@ -152,13 +118,11 @@ def apply_overlay(image, paste_loc, overlay):
 
 def setup_color_correction(image):
     """The init image's colour distribution (LAB), to match results to it."""
-    from modules import color_correction
     return color_correction.setup_color_correction(image)
 
 
 def apply_color_correction(correction, original_image):
     """The result with the init image's colours and its own luminosity."""
-    from modules import color_correction
     return color_correction.apply_color_correction(correction, original_image)
 
 

@@ -10,9 +10,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from modules import devices, masking, shared
-from modules.processing import StableDiffusionProcessing, opt_f, images_tensor_to_samples, image_to_tensor
-from modules.processing_helpers import create_binary_mask, gaussian_blur_mask, flatten_to_rgb, image_hash, mask_to_pil, setup_color_correction
+from modules import devices, images, masking, scripts, sd_samplers, shared
+from modules.latent_codec import images_tensor_to_samples
+from modules.processing import StableDiffusionProcessing, opt_f
+from modules.processing_helpers import (
+    create_binary_mask, create_random_tensors, flatten_to_rgb, gaussian_blur_mask, image_hash, image_to_tensor, mask_to_pil,
+    setup_color_correction,
+)
 from modules.shared import opts
 
 # Re-exported under the names A1111 scripts use.
@@ -160,7 +164,6 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
     # ------------------------------------------------------------------------------------------------ init
 
     def init(self, all_prompts, all_seeds, all_subseeds):
-        from modules import images, sd_samplers
         self._check_fields()
         self.extra_generation_params["Denoising strength"] = self.denoising_strength
         # instruct-pix2pix ("edit") models are not supported; the field stays for scripts
@@ -299,7 +302,6 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         self.mask = torch.asarray(1.0 - latmask).to(shared.device).type(self.init_latent.dtype)
         self.nmask = torch.asarray(latmask).to(shared.device).type(self.init_latent.dtype)
         if self.inpainting_fill == 2:
-            from modules.processing_helpers import create_random_tensors
             noise = create_random_tensors(self.init_latent.shape[1:], all_seeds[0:self.init_latent.shape[0]])
             self.init_latent = self.init_latent * self.mask + noise.to(self.init_latent) * self.nmask
             self.extra_generation_params["Masked content"] = "latent noise"
@@ -335,7 +337,6 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         if self.mask is not None:
             blended = samples * self.nmask + self.init_latent * self.mask
             if self.scripts is not None:
-                from modules import scripts
                 mba = scripts.MaskBlendArgs(samples, self.nmask, self.init_latent, self.mask, blended)
                 self.scripts.on_mask_blend(self, mba)
                 blended = mba.blended_latent

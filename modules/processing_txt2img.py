@@ -4,8 +4,10 @@ from typing import Any
 
 import torch
 
-from modules import devices, shared
-from modules.processing import StableDiffusionProcessing, opt_f, images_tensor_to_samples, decode_latent_batch, tensor_to_image, image_to_tensor
+from modules import devices, extra_networks, images, prompt_comments, prompt_parser, rng, sd_models, sd_samplers, shared
+from modules.latent_codec import decode_latent_batch, images_tensor_to_samples, latents_to_image_tensors
+from modules.processing import StableDiffusionProcessing, opt_f
+from modules.processing_helpers import image_to_tensor, tensor_to_image
 from modules.shared import opts, state
 
 # Hires "Latent" upscaler names -> torch interpolate mode and antialias (A1111 keeps them in shared).
@@ -97,7 +99,6 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             return
         self.extra_generation_params["Denoising strength"] = self.denoising_strength
         if self.hr_checkpoint_name and self.hr_checkpoint_name != "Use same checkpoint":
-            from modules import sd_models
             self.hr_checkpoint_info = sd_models.get_closet_checkpoint_match(self.hr_checkpoint_name)
             if self.hr_checkpoint_info is None:
                 raise ValueError(f"Could not find checkpoint with name {self.hr_checkpoint_name}")
@@ -155,14 +156,12 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             self.all_hr_prompts = [shared.prompt_styles.apply_styles_to_prompt(x, self.styles) for x in self.all_hr_prompts]
             self.all_hr_negative_prompts = [shared.prompt_styles.apply_negative_styles_to_prompt(x, self.styles) for x in self.all_hr_negative_prompts]
         if opts.enable_prompt_comments:
-            from modules import prompt_comments
             self.all_hr_prompts = [prompt_comments.strip_comments(x) for x in self.all_hr_prompts]
             self.all_hr_negative_prompts = [prompt_comments.strip_comments(x) for x in self.all_hr_negative_prompts]
 
     def parse_extra_network_prompts(self):
         super().parse_extra_network_prompts()
         if self.enable_hr:
-            from modules import extra_networks
             n = self.iteration
             self.hr_prompts = self.all_hr_prompts[n * self.batch_size:(n + 1) * self.batch_size]
             self.hr_negative_prompts = self.all_hr_negative_prompts[n * self.batch_size:(n + 1) * self.batch_size]
@@ -171,7 +170,6 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
     def calculate_hr_conds(self):
         if self.hr_c is not None:
             return
-        from modules import prompt_parser, sd_samplers
         hr_prompts = prompt_parser.SdConditioning(self.hr_prompts, width=self.hr_upscale_to_x, height=self.hr_upscale_to_y)
         hr_negative_prompts = prompt_parser.SdConditioning(self.hr_negative_prompts, width=self.hr_upscale_to_x, height=self.hr_upscale_to_y, is_negative_prompt=True)
         sampler_config = sd_samplers.find_sampler_config(self.hr_sampler_name or self.sampler_name)
@@ -196,7 +194,6 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         return super().get_conds()
 
     def sample(self, conditioning, unconditional_conditioning, seeds, subseeds, subseed_strength, prompts):
-        from modules import sd_samplers
         self.sampler = sd_samplers.create_sampler(self.sampler_name, self.sd_model)
         if self.firstpass_image is not None and self.enable_hr:
             # "Upscale this image with hires fix": start from a given first-pass image.
@@ -214,8 +211,7 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             return samples
         devices.torch_gc()
         if self.latent_scale_mode is None:
-            decoded = torch.stack(decode_latent_batch(self.sd_model, samples, target_device=devices.cpu, check_for_nans=True)).float()
-            decoded = torch.clamp((decoded + 1.0) / 2.0, 0.0, 1.0)
+            decoded = latents_to_image_tensors(self.sd_model, samples)
         else:
             decoded = None
         with torch.inference_mode():
@@ -231,7 +227,6 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             self.scripts.before_hr(self)
 
         if opts.save_images_before_highres_fix and not self.do_not_save_samples and decoded_samples is not None:
-            from modules import images
             for i, x_sample in enumerate(decoded_samples):
                 images.save_image(tensor_to_image(x_sample), self.outpath_samples, "", seeds[i], prompts[i], opts.samples_format, suffix="-before-highres-fix", p=self)
 
@@ -239,11 +234,10 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             samples = torch.nn.functional.interpolate(samples, size=(target_height // opt_f, target_width // opt_f),
                                                       mode=self.latent_scale_mode["mode"], antialias=self.latent_scale_mode["antialias"])
             if getattr(self, "inpainting_mask_weight", opts.inpainting_mask_weight) < 1.0:
-                image_conditioning = self.img2img_image_conditioning(decode_latent_batch_tensor(self.sd_model, samples), samples)
+                image_conditioning = self.img2img_image_conditioning(torch.stack(decode_latent_batch(self.sd_model, samples)), samples)
             else:
                 image_conditioning = self.txt2img_image_conditioning(samples, target_width, target_height)
         else:
-            from modules import images
             upscaled = []
             for x_sample in decoded_samples:
                 image = tensor_to_image(x_sample)
@@ -255,7 +249,6 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
 
         shared.state.nextjob()
 
-        from modules import rng, sd_samplers
         self.sampler = sd_samplers.create_sampler(self.hr_sampler_name or self.sampler_name, self.sd_model)
         samples = samples[:, :, self.truncate_y // 2:samples.shape[2] - (self.truncate_y + 1) // 2,
                           self.truncate_x // 2:samples.shape[3] - (self.truncate_x + 1) // 2]
@@ -279,7 +272,3 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         self.hr_c = None
         self.hr_uc = None
 
-
-def decode_latent_batch_tensor(model, samples):
-    decoded = torch.stack(decode_latent_batch(model, samples)).float()
-    return decoded

@@ -33,7 +33,7 @@ def create_auto_preprocessing_script_data():
     """ScriptClassData for each postprocessor named in opts.postprocessing_enable_in_main_ui."""
     try:
         from modules import shared
-        enabled = list(getattr(shared.opts, "postprocessing_enable_in_main_ui", None) or [])
+        enabled = list(shared.opts.postprocessing_enable_in_main_ui or [])
     except Exception:
         return []
     res = []

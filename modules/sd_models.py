@@ -13,7 +13,12 @@ import threading
 
 import torch
 
-from modules import devices, errors, fp8_weights, hashes, lowvram, memory_placement, model_detection, paths, shared, torch_compile, weight_loading
+from ldm.models.diffusion.ddpm import LatentDiffusion
+from ldm.modules.encoders.modules import FrozenCLIPEmbedder, restore_position_ids, sd1_clip_config
+from modules import (
+    devices, errors, fp8_weights, hashes, loaded_models, lowvram, memory_placement, model_detection, paths, safe,
+    script_callbacks, sd_hijack, sd_vae, sd_vae_tiled, shared, torch_compile, weight_loading,
+)
 from modules.cache import cached_data_for_file
 
 model_dir = "Stable-diffusion"
@@ -266,7 +271,6 @@ def read_state_dict(checkpoint_file, print_global_state=False, map_location=None
     if extension.lower() == ".safetensors":
         pl_sd = weight_loading.read_safetensors(checkpoint_file, device)
     else:
-        from modules import safe
         pl_sd = safe.load(checkpoint_file, map_location=device)
         if print_global_state and isinstance(pl_sd, dict) and "global_step" in pl_sd:
             print(f"Global Step: {pl_sd['global_step']}")
@@ -288,8 +292,6 @@ _ignored_unexpected = (".position_ids", "first_stage_model.loss.")
 
 def build_model(config: model_detection.ModelConfig, device="meta"):
     """The LatentDiffusion for a detected config, built on `device` (meta: no memory until weights are assigned)."""
-    from ldm.models.diffusion.ddpm import LatentDiffusion
-    from ldm.modules.encoders.modules import FrozenCLIPEmbedder, sd1_clip_config
     with torch.device(device):
         clip = FrozenCLIPEmbedder(config=sd1_clip_config(**config.clip))
         model = LatentDiffusion(unet_config=config.unet, first_stage_config=config.vae, cond_stage_model=clip,
@@ -323,7 +325,6 @@ def load_model_weights(model, checkpoint_info, state_dict, timer=None, device=No
     if unexpected:
         print(f"{os.path.basename(name)}: ignoring {len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})", file=sys.stderr)
 
-    from ldm.modules.encoders.modules import restore_position_ids
     restore_position_ids(model.cond_stage_model)
     alphas = state_dict.get("alphas_cumprod")
     if alphas is not None and alphas.shape == (model.num_timesteps,):
@@ -388,10 +389,6 @@ def place_model(model, device=None):
 
 def _call_hijack(model):
     try:
-        from modules import sd_hijack
-    except ImportError:
-        return  # prompt handling not installed yet: the model still works with plain CLIP encoding
-    try:
         sd_hijack.model_hijack.hijack(model)
     except Exception:
         errors.report("Error applying the prompt/embedding hijack to the model", exc_info=True)
@@ -399,20 +396,12 @@ def _call_hijack(model):
 
 def _undo_hijack(model):
     try:
-        from modules import sd_hijack
-    except ImportError:
-        return
-    try:
         sd_hijack.model_hijack.undo_hijack(model)
     except Exception:
         errors.report("Error undoing the hijack of the previous model", exc_info=True)
 
 
 def _fire_model_loaded(model):
-    try:
-        from modules import script_callbacks
-    except ImportError:
-        return
     try:
         script_callbacks.model_loaded_callback(model)
     except Exception:
@@ -424,6 +413,7 @@ def unload_model_weights(sd_model=None, info=None):
     model = sd_model or shared.sd_model
     if model is not None:
         _undo_hijack(model)
+        loaded_models.forget(model)
     lowvram.send_everything_to_cpu()  # forget the old model's visiting part
     shared.sd_model = None
     gc.collect()
@@ -447,18 +437,21 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         state_dict = already_loaded_state_dict if already_loaded_state_dict is not None else read_state_dict(filename)
         config = model_detection.detect_config(state_dict, filename)
         if shared.sd_model is not None:
-            unload_model_weights(shared.sd_model)
+            if loaded_models.keeps_previous():
+                _set_aside(shared.sd_model)
+            else:
+                unload_model_weights(shared.sd_model)
         devices.refresh_precision(shared.cmd_opts)  # the half-precision setting may have changed
         model = build_model(config)
         load_model_weights(model, checkpoint_info, state_dict, device=_load_device(model, state_dict))
         del state_dict
 
-        from modules import sd_vae
         if not sd_vae.vae_dict:
             sd_vae.refresh_vae_list()
         vae_file, vae_source = sd_vae.resolve_vae(filename)
         sd_vae.load_vae(model, vae_file, vae_source)
         lowvram.apply(model)
+        sd_vae_tiled.install(model.first_stage_model)
         if shared.cmd_opts.compile:
             torch_compile.apply(model)
 
@@ -466,7 +459,30 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         shared.opts.data["sd_model_checkpoint"] = checkpoint_info.title
         _call_hijack(model)
         _fire_model_loaded(model)
+        loaded_models.use(model)  # a model beyond the limit is forgotten
     print(f"Model loaded: {checkpoint_info.title}")
+    return model
+
+
+def _set_aside(model):
+    """The model in use stops being it but stays loaded (sd_checkpoints_limit > 1), resting in RAM."""
+    _undo_hijack(model)
+    loaded_models.rest(model)
+    shared.sd_model = None
+
+
+def _switch_to(model):
+    """Make a kept model the one in use again: moved back, no file read."""
+    with load_lock:
+        if shared.sd_model is not None:
+            _set_aside(shared.sd_model)
+        loaded_models.resume(model)
+        shared.sd_model = model
+        shared.opts.data["sd_model_checkpoint"] = model.sd_checkpoint_info.title
+        sd_vae.resume_model(model)
+        _call_hijack(model)
+        _fire_model_loaded(model)
+    print(f"Model loaded: {model.sd_checkpoint_info.title} (kept in memory)")
     return model
 
 
@@ -478,6 +494,9 @@ def reload_model_weights(sd_model=None, info=None, forced_reload=False):
         return current
     if current is not None and not forced_reload and getattr(current, "sd_model_checkpoint", None) == checkpoint_info.filename:
         return current
+    kept = loaded_models.find(checkpoint_info)
+    if kept is not None and not forced_reload:
+        return _switch_to(kept)
     return load_model(checkpoint_info)
 
 
@@ -515,7 +534,7 @@ class SdModelData:
 
     @property
     def loaded_sd_models(self):
-        return [shared.sd_model] if shared.sd_model is not None else []
+        return loaded_models.loaded
 
     def get_sd_model(self):
         return model_data_get_sd_model()

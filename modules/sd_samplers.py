@@ -55,7 +55,7 @@ def set_samplers():
     """Rebuild the visible lists and the name map (after the hide_samplers setting changes)."""
     global samplers, samplers_for_img2img, samplers_hidden
 
-    samplers_hidden = set(getattr(shared.opts, "hide_samplers", []) or [])
+    samplers_hidden = set(shared.opts.hide_samplers or [])
     samplers = all_samplers
     samplers_for_img2img = all_samplers
 

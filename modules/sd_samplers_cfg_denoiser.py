@@ -2,17 +2,8 @@
 inpainting mask blend, NGMS / early-CFG skipping and the cfg callbacks (A1111: modules.sd_samplers_cfg_denoiser)."""
 import torch
 
-from modules import devices, sd_samplers_common, shared
+from modules import devices, prompt_parser, script_callbacks, scripts, sd_samplers_common, shared
 from modules.shared import opts, state
-
-
-def _script_callbacks():
-    """modules.script_callbacks when present (it is another engineer's module; sampling works without it)."""
-    try:
-        from modules import script_callbacks
-        return script_callbacks
-    except ImportError:
-        return None
 
 
 def catenate_conds(conds):
@@ -158,11 +149,9 @@ class CFGDenoiser(torch.nn.Module):
             conds_list = [[(i, 1.0)] for i in range(batch_size)]
             tensor = cond
         else:
-            from modules import prompt_parser
             conds_list, tensor = prompt_parser.reconstruct_multicond_batch(cond, self.step)
 
         if not is_plain_cond(uncond):
-            from modules import prompt_parser
             uncond = prompt_parser.reconstruct_cond_batch(uncond, self.step)
 
         return conds_list, tensor, uncond
@@ -189,7 +178,6 @@ class CFGDenoiser(torch.nn.Module):
 
             scripts_runner = getattr(self.p, "scripts", None)
             if scripts_runner is not None:
-                from modules import scripts
                 mba = scripts.MaskBlendArgs(current_latent, self.nmask, self.init_latent, self.mask, blended_latent, denoiser=self, sigma=sigma)
                 scripts_runner.on_mask_blend(self.p, mba)
                 blended_latent = mba.blended_latent
@@ -228,15 +216,13 @@ class CFGDenoiser(torch.nn.Module):
             sigma_in = torch.cat(per_cond(sigma) + [sigma] + [sigma])
             image_cond_in = torch.cat(per_cond(image_cond) + [image_uncond] + [torch.zeros_like(self.init_latent)])
 
-        callbacks = _script_callbacks()
-        if callbacks is not None:
-            denoiser_params = callbacks.CFGDenoiserParams(x_in, image_cond_in, sigma_in, state.sampling_step, state.sampling_steps, tensor, uncond, self)
-            callbacks.cfg_denoiser_callback(denoiser_params)
-            x_in = denoiser_params.x
-            image_cond_in = denoiser_params.image_cond
-            sigma_in = denoiser_params.sigma
-            tensor = denoiser_params.text_cond
-            uncond = denoiser_params.text_uncond
+        denoiser_params = script_callbacks.CFGDenoiserParams(x_in, image_cond_in, sigma_in, state.sampling_step, state.sampling_steps, tensor, uncond, self)
+        script_callbacks.cfg_denoiser_callback(denoiser_params)
+        x_in = denoiser_params.x
+        image_cond_in = denoiser_params.image_cond
+        sigma_in = denoiser_params.sigma
+        tensor = denoiser_params.text_cond
+        uncond = denoiser_params.text_uncond
 
         skip_uncond = False
         if opts.skip_early_cond != 0. and self.step / max(self.total_steps or 1, 1) <= opts.skip_early_cond:
@@ -303,10 +289,9 @@ class CFGDenoiser(torch.nn.Module):
             fake_uncond = torch.cat([x_out[i:i + 1] for i in denoised_image_indexes])
             x_out = torch.cat([x_out, fake_uncond])
 
-        if callbacks is not None:
-            denoised_params = callbacks.CFGDenoisedParams(x_out, state.sampling_step, state.sampling_steps, self.inner_model)
-            callbacks.cfg_denoised_callback(denoised_params)
-            x_out = denoised_params.x
+        denoised_params = script_callbacks.CFGDenoisedParams(x_out, state.sampling_step, state.sampling_steps, self.inner_model)
+        script_callbacks.cfg_denoised_callback(denoised_params)
+        x_out = denoised_params.x
 
         if self.need_last_noise_uncond:
             self.last_noise_uncond = torch.clone(x_out[-n_uncond:])
@@ -333,10 +318,9 @@ class CFGDenoiser(torch.nn.Module):
 
         sd_samplers_common.store_latent(preview)
 
-        if callbacks is not None:
-            after_cfg_callback_params = callbacks.AfterCFGCallbackParams(denoised, state.sampling_step, state.sampling_steps)
-            callbacks.cfg_after_cfg_callback(after_cfg_callback_params)
-            denoised = after_cfg_callback_params.x
+        after_cfg_callback_params = script_callbacks.AfterCFGCallbackParams(denoised, state.sampling_step, state.sampling_steps)
+        script_callbacks.cfg_after_cfg_callback(after_cfg_callback_params)
+        denoised = after_cfg_callback_params.x
 
         self.step += 1
         return denoised

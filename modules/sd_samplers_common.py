@@ -8,6 +8,11 @@ import torch
 import k_diffusion.sampling
 from modules import devices, shared
 from modules.shared import opts, state
+# A1111 defines the latent<->image helpers here; the one copy lives in modules.latent_codec.
+from modules.latent_codec import (  # noqa: F401
+    approximation_indexes, decode_first_stage, images_tensor_to_samples, sample_to_image, samples_to_image_grid,
+    samples_to_images_tensor, single_sample_to_image,
+)
 
 SamplerDataTuple = namedtuple('SamplerData', ['name', 'constructor', 'aliases', 'options'])
 
@@ -39,79 +44,14 @@ def setup_img2img_steps(p, steps=None):
     return steps, t_enc
 
 
-approximation_indexes = {"Full": 0, "Approx NN": 1, "Approx cheap": 2, "TAESD": 3}
-
-
-def samples_to_images_tensor(sample, approximation=None, model=None):
-    """Latents -> images in [-1, 1], fully decoded (0) or by a cheap approximation (1-3) when one is available."""
-    if approximation is None or (state.interrupted and getattr(opts, "live_preview_fast_interrupt", False)):
-        approximation = approximation_indexes.get(getattr(opts, "show_progress_type", "Full"), 0)
-
-    if approximation in (1, 2):
-        # "Approx NN" has no model here; both use the cheap linear latent->RGB map of modules.live_preview
-        from modules import live_preview
-        return torch.stack([live_preview.cheap_approximation(s) for s in sample]).to(sample.device)
-    if approximation == 3:
-        from modules import sd_vae_taesd
-        decoder = sd_vae_taesd.decoder_model()
-        if decoder is not None:
-            parameter = next(decoder.parameters())
-            return decoder(sample.to(parameter.device, parameter.dtype)).detach() * 2 - 1
-        # no TAESD weights in models/VAE-approx: decode fully instead
-
-    if model is None:
-        model = shared.sd_model
-    dtype = getattr(getattr(model, "first_stage_model", None), "dtype", devices.dtype_vae)
-    with torch.no_grad(), devices.without_autocast():
-        return model.decode_first_stage(sample.to(dtype))
-
-
 samples_to_image_tensor = samples_to_images_tensor
-
-
-def single_sample_to_image(sample, approximation=None):
-    """One latent (C, H, W) -> PIL image."""
-    from PIL import Image
-    import numpy as np
-
-    x_sample = samples_to_images_tensor(sample.unsqueeze(0), approximation)[0] * 0.5 + 0.5
-    x_sample = torch.clamp(x_sample, min=0.0, max=1.0)
-    x_sample = 255. * np.moveaxis(x_sample.cpu().float().numpy(), 0, 2)
-    return Image.fromarray(x_sample.astype(np.uint8))
-
-
-def decode_first_stage(model, x):
-    x = x.to(devices.dtype_vae)
-    approx_index = approximation_indexes.get(getattr(opts, "sd_vae_decode_method", "Full"), 0)
-    return samples_to_images_tensor(x, approx_index, model)
-
-
-def sample_to_image(samples, index=0, approximation=None):
-    return single_sample_to_image(samples[index], approximation)
-
-
-def samples_to_image_grid(samples, approximation=None):
-    from modules import images
-    return images.image_grid([single_sample_to_image(sample, approximation) for sample in samples])
-
-
-def images_tensor_to_samples(image, approximation=None, model=None):
-    """Images in [0, 1] -> latents (scaled by the model's scale_factor). Always the full VAE: TAESD's encoder is
-    not shipped, so `approximation` is accepted for A1111 compatibility and ignored."""
-    if model is None:
-        model = shared.sd_model
-    image = image.to(devices.device, dtype=devices.dtype_vae) * 2 - 1
-    if len(image) > 1:
-        return torch.stack([model.get_first_stage_encoding(model.encode_first_stage(torch.unsqueeze(img, 0)))[0] for img in image])
-    return model.get_first_stage_encoding(model.encode_first_stage(image))
 
 
 def store_latent(decoded):
     """Publish this step's x0 prediction for live previews; the state decides whether to render a preview now."""
     state.current_latent = decoded
-    set_current_image = getattr(state, "set_current_image", None)
-    if set_current_image is not None and getattr(opts, "live_previews_enable", True):
-        set_current_image()
+    if opts.live_previews_enable:
+        state.set_current_image()
 
 
 def is_sampler_using_eta_noise_seed_delta(p):
@@ -176,7 +116,7 @@ def apply_refiner(cfg_denoiser, sigma=None):
     if refiner_checkpoint_info is None:
         return False
 
-    if getattr(opts, "refiner_switch_by_sample_steps", False) or sigma is None:
+    if opts.refiner_switch_by_sample_steps or sigma is None:
         completed_ratio = cfg_denoiser.step / max(cfg_denoiser.total_steps or 1, 1)
         p.extra_generation_params["Refiner switch by sampling steps"] = True
     else:
@@ -196,7 +136,7 @@ def apply_refiner(cfg_denoiser, sigma=None):
 
     if getattr(p, "enable_hr", False):
         is_second_pass = getattr(p, "is_hr_pass", False)
-        refiner_pass = getattr(opts, "hires_fix_refiner_pass", "second pass")
+        refiner_pass = opts.hires_fix_refiner_pass
         if refiner_pass == "first pass" and is_second_pass:
             return False
         if refiner_pass == "second pass" and not is_second_pass:
@@ -273,7 +213,7 @@ class Sampler:
         limit = self._completed_steps_start + self._steps_this_pass
         state.completed_steps = min(state.completed_steps + 1, limit)
 
-        if getattr(shared, "total_tqdm", None) is not None:
+        if shared.total_tqdm is not None:
             shared.total_tqdm.update()
 
     def launch_sampling(self, steps, func):
@@ -310,9 +250,9 @@ class Sampler:
         self.model_wrap_cfg.step = 0
         self.model_wrap_cfg.image_cfg_scale = getattr(p, 'image_cfg_scale', None)
         p_eta = getattr(p, "eta", None)
-        self.eta = p_eta if p_eta is not None else getattr(opts, self.eta_option_field, 0.0)
+        self.eta = p_eta if p_eta is not None else getattr(opts, self.eta_option_field)
         s_min_uncond = getattr(p, 's_min_uncond', None)
-        self.s_min_uncond = s_min_uncond if s_min_uncond is not None else getattr(opts, "s_min_uncond", 0.0)
+        self.s_min_uncond = s_min_uncond if s_min_uncond is not None else opts.s_min_uncond
 
         if getattr(p, "rng", None) is not None:
             k_diffusion.sampling.torch = TorchHijack(p)
@@ -367,7 +307,7 @@ class Sampler:
 
     def create_noise_sampler(self, x, sigmas, p):
         """Brownian-tree noise seeded with this iteration's image seeds, so SDE results do not depend on batch size."""
-        if getattr(opts, "no_dpmpp_sde_batch_determinism", False):
+        if opts.no_dpmpp_sde_batch_determinism:
             return None
 
         from k_diffusion.sampling import BrownianTreeNoiseSampler

@@ -6,7 +6,7 @@ import torch
 
 import k_diffusion.external
 import k_diffusion.sampling
-from modules import devices, sd_samplers_common, sd_samplers_extra, sd_schedulers
+from modules import devices, script_callbacks, sd_samplers_common, sd_samplers_extra, sd_schedulers
 from modules.sd_samplers_cfg_denoiser import CFGDenoiser  # noqa: F401  (kept importable here, as in A1111)
 from modules import sd_samplers_cfg_denoiser
 from modules.shared import opts
@@ -66,7 +66,7 @@ class CFGDenoiserKDiffusion(sd_samplers_cfg_denoiser.CFGDenoiser):
         if self.model_wrap is None:
             model = self.sd_model
             denoiser = k_diffusion.external.CompVisVDenoiser if getattr(model, "parameterization", "eps") == "v" else k_diffusion.external.CompVisDenoiser
-            self.model_wrap = denoiser(model, quantize=getattr(opts, "enable_quantization", False))
+            self.model_wrap = denoiser(model, quantize=opts.enable_quantization)
 
         return self.model_wrap
 
@@ -163,11 +163,9 @@ class KDiffusionSampler(sd_samplers_common.Sampler):
 
         if opts.img2img_extra_noise > 0:
             p.extra_generation_params["Extra noise"] = opts.img2img_extra_noise
-            callbacks = sd_samplers_cfg_denoiser._script_callbacks()
-            if callbacks is not None:
-                extra_noise_params = callbacks.ExtraNoiseParams(noise, x, xi)
-                callbacks.extra_noise_callback(extra_noise_params)
-                noise = extra_noise_params.noise
+            extra_noise_params = script_callbacks.ExtraNoiseParams(noise, x, xi)
+            script_callbacks.extra_noise_callback(extra_noise_params)
+            noise = extra_noise_params.noise
             xi += noise * opts.img2img_extra_noise
 
         extra_params_kwargs = self.initialize(p)

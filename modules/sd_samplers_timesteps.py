@@ -4,7 +4,7 @@ import inspect
 
 import torch
 
-from modules import devices, sd_samplers_cfg_denoiser, sd_samplers_common, sd_samplers_timesteps_impl
+from modules import devices, script_callbacks, sd_samplers_cfg_denoiser, sd_samplers_common, sd_samplers_timesteps_impl
 from modules.shared import opts
 
 samplers_timesteps = [
@@ -122,11 +122,9 @@ class CompVisSampler(sd_samplers_common.Sampler):
 
         if opts.img2img_extra_noise > 0:
             p.extra_generation_params["Extra noise"] = opts.img2img_extra_noise
-            callbacks = sd_samplers_cfg_denoiser._script_callbacks()
-            if callbacks is not None:
-                extra_noise_params = callbacks.ExtraNoiseParams(noise, x, xi)
-                callbacks.extra_noise_callback(extra_noise_params)
-                noise = extra_noise_params.noise
+            extra_noise_params = script_callbacks.ExtraNoiseParams(noise, x, xi)
+            script_callbacks.extra_noise_callback(extra_noise_params)
+            noise = extra_noise_params.noise
             xi += noise * opts.img2img_extra_noise * sqrt_alpha_cumprod
 
         extra_params_kwargs = self.initialize(p)

@@ -8,7 +8,7 @@ import dataclasses
 import glob
 import os
 
-from modules import devices, errors, hashes, shared
+from modules import devices, errors, hashes, script_callbacks, sd_hijack, sd_models, shared
 
 vae_path = os.path.abspath(os.path.join(shared.models_path, "VAE"))
 vae_ignore_keys = {"model_ema.decay", "model_ema.num_updates"}
@@ -43,7 +43,6 @@ def get_filename(filepath):
 
 def refresh_vae_list():
     """Rescan: models/VAE (and --vae-dir) for any weights file, checkpoint folders for *.vae.* files."""
-    from modules import sd_models
     vae_dict.clear()
     patterns = [os.path.join(sd_models._models_dir(), "**", "*" + s) for s in NEAR_CHECKPOINT_SUFFIXES]
     patterns += [os.path.join(_vae_dir(), "**", "*" + e) for e in VAE_EXTENSIONS]
@@ -118,7 +117,6 @@ def resolve_vae(checkpoint_file):
 
 def load_vae_dict(filename, map_location="cpu"):
     """A VAE file's weights with bare keys (encoder.*, decoder.*, quant_conv.*, post_quant_conv.*)."""
-    from modules import sd_models
     vae_ckpt = sd_models.read_state_dict(filename, map_location=map_location)
     prefix = "first_stage_model."
     if any(k.startswith(prefix) for k in vae_ckpt):
@@ -187,6 +185,17 @@ def load_vae(model, vae_file=None, vae_source="from unknown source"):
     model.loaded_vae_file = loaded_vae_file
 
 
+def resume_model(model):
+    """A kept model becomes the one in use again (modules.loaded_models): this module's record of the loaded VAE
+    becomes that model's, and the VAE the settings now choose for it is loaded if it has another."""
+    global base_vae, loaded_vae_file, checkpoint_info
+    base_vae, loaded_vae_file = model.base_vae, model.loaded_vae_file
+    checkpoint_info = model.sd_checkpoint_info if model.base_vae is not None else None
+    vae_file, vae_source = resolve_vae(model.sd_checkpoint_info.filename)
+    if vae_file != model.loaded_vae_file:
+        load_vae(model, vae_file, vae_source)
+
+
 def clear_loaded_vae():
     global loaded_vae_file
     loaded_vae_file = None
@@ -205,24 +214,13 @@ def reload_vae_weights(sd_model=None, vae_file="auto"):
     if getattr(sd_model, "loaded_vae_file", None) == vae_file:
         return sd_model
 
-    hijack = None
-    try:
-        from modules import sd_hijack
-        hijack = sd_hijack.model_hijack
-    except ImportError:
-        pass
-    if hijack is not None:
-        hijack.undo_hijack(sd_model)
+    sd_hijack.model_hijack.undo_hijack(sd_model)
     try:
         load_vae(sd_model, vae_file, vae_source)
     finally:
-        if hijack is not None:
-            hijack.hijack(sd_model)
+        sd_hijack.model_hijack.hijack(sd_model)
     try:
-        from modules import script_callbacks
         script_callbacks.model_loaded_callback(sd_model)
-    except ImportError:
-        pass
     except Exception:
         errors.report("Error in model_loaded callbacks after reloading the VAE", exc_info=True)
     print("VAE weights loaded.")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ldm.modules.diffusionmodules.model import nonlinearity
+from ldm.modules.diffusionmodules.model import Decoder, Encoder, nonlinearity
 from modules import devices, lowvram
 
 DEFAULT_TILE = 64  # latent pixels of a tile's core (512 image pixels)
@@ -34,6 +34,8 @@ class Tile:
 def can_tile(vae) -> bool:
     """The tiled path covers the SD/SDXL VAE layout: no attention outside the mid-block, no early exits."""
     encoder, decoder = vae.encoder, vae.decoder
+    if not isinstance(encoder, Encoder) or not isinstance(decoder, Decoder):
+        return False
     return (not any(len(level.attn) for level in encoder.down) and not any(len(level.attn) for level in decoder.up)
             and not decoder.give_pre_end)
 
@@ -250,11 +252,13 @@ def _plan_after_running_out(vae, batch, height, width, dtype, device):
     return plan(vae, batch, height, width, dtype, device, available=min(available_bytes(device), whole - 1))
 
 
-def decode(vae, z):
+def decode(vae, z, whole_decode=None):
     """vae.decode(z), in tiles when the whole image would not fit in the free memory of the VAE's device or when the
-    whole pass runs out of it. z: latents for the VAE (already divided by the model's scale factor)."""
+    whole pass runs out of it. z: latents for the VAE (already divided by the model's scale factor). `whole_decode`:
+    the whole-image decode to use (default vae.decode)."""
+    whole_decode = whole_decode or vae.decode
     if not can_tile(vae):
-        return vae.decode(z)
+        return whole_decode(z)
     lowvram.before_running(vae)
     device, factor = vae.device, _factor(vae)
     z = z.to(device)
@@ -262,17 +266,18 @@ def decode(vae, z):
     tile = plan(vae, *size)
     if tile is None:
         try:
-            return vae.decode(z)
+            return whole_decode(z)
         except torch.OutOfMemoryError:
             tile = _plan_after_running_out(vae, *size)
     print(f"VAE decode of {size[2]}x{size[1]} does not fit in free memory: decoding in tiles of {tile * factor} pixels")
     return decode_tiled(vae, z, tile)
 
 
-def encode(vae, x):
+def encode(vae, x, whole_encode=None):
     """vae.encode(x) (x in [-1, 1], sides multiples of 8), in tiles when the whole image would not fit (as decode)."""
+    whole_encode = whole_encode or vae.encode
     if not can_tile(vae):
-        return vae.encode(x)
+        return whole_encode(x)
     lowvram.before_running(vae)
     device = vae.device
     x = x.to(device)
@@ -280,8 +285,17 @@ def encode(vae, x):
     tile = plan(vae, *size)
     if tile is None:
         try:
-            return vae.encode(x)
+            return whole_encode(x)
         except torch.OutOfMemoryError:
             tile = _plan_after_running_out(vae, *size)
     print(f"VAE encode of {size[2]}x{size[1]} does not fit in free memory: encoding in tiles of {tile * _factor(vae)} pixels")
     return encode_tiled(vae, x, tile)
+
+
+def install(vae):
+    """Route every decode and encode of this VAE (whoever calls it: the pipeline, hires fix, extensions) through
+    `decode`/`encode`, so a picture too large for free memory is done in tiles. Installed once per loaded model, after
+    the memory mode's own wrappers (modules.lowvram), which the whole-image pass still goes through."""
+    whole_decode, whole_encode = vae.decode, vae.encode
+    vae.decode = lambda z: decode(vae, z, whole_decode)
+    vae.encode = lambda x: encode(vae, x, whole_encode)

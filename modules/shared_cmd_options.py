@@ -2,8 +2,8 @@
 import os
 import sys
 
-from modules import cmd_args
-from modules.paths_internal import script_path  # noqa: F401
+from modules import cmd_args, script_loading
+from modules.paths_internal import extensions_builtin_dir, extensions_dir, script_path  # noqa: F401
 
 parser = cmd_args.parser
 
@@ -14,13 +14,8 @@ def _running_under_test_runner():
 
 def _preload_extensions():
     """Let extensions add flags (A1111's preload.py) before the command line is parsed."""
-    try:
-        from modules import script_loading
-        from modules.paths_internal import extensions_dir, extensions_builtin_dir
-        script_loading.preload_extensions(extensions_builtin_dir, parser)
-        script_loading.preload_extensions(extensions_dir, parser)
-    except ImportError:
-        pass
+    script_loading.preload_extensions(extensions_builtin_dir, parser)
+    script_loading.preload_extensions(extensions_dir, parser)
 
 
 if not _running_under_test_runner():

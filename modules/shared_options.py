@@ -165,6 +165,7 @@ options_templates.update(options_section(("img2img", "img2img", "sd"), {
 
 options_templates.update(options_section(("optimizations", "Optimizations", "sd"), {
     "cross_attention_optimization": OptionInfo("Automatic", "Cross attention optimization", "Dropdown", {"choices": ["Automatic", "SDP"]}),
+    "enable_quantization": OptionInfo(False, "Enable quantization in K samplers for sharper and cleaner results. This may change existing seeds"),
     "s_min_uncond": OptionInfo(0.0, "Negative Guidance minimum sigma", "Slider", _slider(0.0, 15.0, 0.01), infotext="NGMS"),
     "s_min_uncond_all": OptionInfo(False, "Negative Guidance minimum sigma all steps", infotext="NGMS all steps"),
     "token_merging_ratio": OptionInfo(0.0, "Token merging ratio", "Slider", _slider(0.0, 0.9, 0.1), infotext="Token merging ratio"),

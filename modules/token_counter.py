@@ -24,7 +24,7 @@ def count_tokens(text: str, steps: int = 20, styles=None, is_positive: bool = Tr
         db = shared.prompt_styles
         text = db.apply_styles_to_prompt(text, styles) if is_positive else db.apply_negative_styles_to_prompt(text, styles)
 
-    if getattr(shared.opts, "enable_prompt_comments", True):
+    if shared.opts.enable_prompt_comments:
         from modules import prompt_comments
         text = prompt_comments.strip_comments(text)
 

@@ -23,7 +23,7 @@ SORT_FIELDS = {"Default": "default", "Name": "name", "Path": "path", "Date Creat
 
 
 def samples_format():
-    return str(getattr(shared.opts, "samples_format", "png") or "png").lower()
+    return str(shared.opts.samples_format or "png").lower()
 
 
 def allowed_preview_extensions():
@@ -66,7 +66,7 @@ def register_default_pages():
 
 def pages_in_preferred_order(pages):
     """Pages sorted by the setting "Extra networks tab order" (comma-separated names), the rest as registered."""
-    tab_order = [x.lower().strip() for x in str(getattr(shared.opts, "ui_extra_networks_tab_reorder", "") or "").split(",")]
+    tab_order = [x.lower().strip() for x in str(shared.opts.ui_extra_networks_tab_reorder or "").split(",")]
     tab_order = [x for x in tab_order if x]
 
     def score(page):
@@ -160,6 +160,13 @@ class ExtraNetworksPage:
     def list_items(self):
         raise NotImplementedError()
 
+    def items_for(self, names):
+        """create_item for each name in order (its index is the "default" sort key), leaving out those it declines."""
+        for index, name in enumerate(list(names)):
+            item = self.create_item(name, index)
+            if item is not None:
+                yield item
+
     def create_item(self, name, index=None, enable_filter=True):
         raise NotImplementedError()
 
@@ -195,9 +202,9 @@ class ExtraNetworksPage:
         for key, value in sort_keys.items():
             attributes[f"data-sort-{key}"] = str(value).lower() if isinstance(value, str) else str(value)
         style = ""
-        if getattr(shared.opts, "extra_networks_card_width", 0):
+        if shared.opts.extra_networks_card_width:
             style += f"width: {int(shared.opts.extra_networks_card_width)}px;"
-        if getattr(shared.opts, "extra_networks_card_height", 0):
+        if shared.opts.extra_networks_card_height:
             style += f"height: {int(shared.opts.extra_networks_card_height)}px;"
         attrs = " ".join(f'{key}="{html.escape(value)}"' for key, value in attributes.items() if value is not None)
         preview = item.get("preview")
@@ -211,7 +218,7 @@ class ExtraNetworksPage:
             buttons.append(f'<span class="card-button edit-button" title="Edit metadata" '
                            f'onclick="{html.escape(f"return extraNetworksEditUserMetadata(event, {quote_js(tabname)}, {quote_js(self.extra_networks_tabname)}, {quote_js(name)})")}">🛠️</span>')
         description = item.get("description") or ""
-        show_description = description and getattr(shared.opts, "extra_networks_card_show_desc", True)
+        show_description = description and shared.opts.extra_networks_card_show_desc
         return (f'<div {attrs} style="{style}" onclick="{self.item_onclick(tabname, item)}">{preview_html}'
                 f'<div class="button-row">{"".join(buttons)}</div>'
                 f'<div class="actions"><span class="name">{html.escape(name)}</span>'
@@ -221,7 +228,7 @@ class ExtraNetworksPage:
     def subdirectories(self):
         """Relative subfolders (with "/" separators) of the page's folders that hold anything, sorted."""
         found = set()
-        show_hidden = getattr(shared.opts, "extra_networks_show_hidden_directories", True)
+        show_hidden = shared.opts.extra_networks_show_hidden_directories
         for parentdir in self.allowed_directories_for_previews():
             parentdir = os.path.abspath(parentdir)
             for root, dirs, files in os.walk(parentdir, followlinks=True):
@@ -247,8 +254,8 @@ class ExtraNetworksPage:
                 except Exception as e:
                     errors.display(e, f"making the card of {item.get('name')!r} on the {self.title} page")
         pane_id = f"{tabname}_{self.extra_networks_tabname}"
-        order_field = SORT_FIELDS.get(getattr(shared.opts, "extra_networks_card_order_field", "Path"), "path")
-        descending = getattr(shared.opts, "extra_networks_card_order", "Ascending") == "Descending"
+        order_field = SORT_FIELDS.get(shared.opts.extra_networks_card_order_field, "path")
+        descending = shared.opts.extra_networks_card_order == "Descending"
         options = "".join(f'<option value="{value}"{" selected" if value == order_field else ""}>{label}</option>'
                           for label, value in SORT_FIELDS.items())
         dirs = "".join(f'<button class="extra-network-dir" data-dir="{html.escape(d)}">{html.escape(d)}</button>'
@@ -277,7 +284,3 @@ class ExtraNetworksPage:
             + (f'<button class="extra-network-dir selected" data-dir="">all</button>{dirs}' if dirs else "")
             + f'</div><div class="extra-network-cards" id="{pane_id}_cards">{body}</div></div>'
         )
-
-    def metadata_json(self, name):
-        """The item's internal metadata (a LoRA's ss_* training keys) for the ⓘ popup, or None."""
-        return self.metadata.get(name)

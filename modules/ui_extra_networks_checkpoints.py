@@ -42,10 +42,7 @@ class ExtraNetworksPageCheckpoints(ui_extra_networks.ExtraNetworksPage):
 
     def list_items(self):
         from modules import sd_models
-        for index, name in enumerate(list(sd_models.checkpoints_list)):
-            item = self.create_item(name, index)
-            if item is not None:
-                yield item
+        return self.items_for(sd_models.checkpoints_list)
 
     def allowed_directories_for_previews(self):
         from modules import sd_models

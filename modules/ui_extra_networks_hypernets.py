@@ -37,10 +37,7 @@ class ExtraNetworksPageHypernetworks(ui_extra_networks.ExtraNetworksPage):
         return item
 
     def list_items(self):
-        for index, name in enumerate(list(shared.hypernetworks)):
-            item = self.create_item(name, index)
-            if item is not None:
-                yield item
+        return self.items_for(shared.hypernetworks)
 
     def allowed_directories_for_previews(self):
         return [shared.cmd_opts.hypernetwork_dir]

@@ -43,10 +43,7 @@ class ExtraNetworksPageTextualInversion(ui_extra_networks.ExtraNetworksPage):
         return item
 
     def list_items(self):
-        for index, name in enumerate(list(self._db().word_embeddings)):
-            item = self.create_item(name, index)
-            if item is not None:
-                yield item
+        return self.items_for(self._db().word_embeddings)
 
     def allowed_directories_for_previews(self):
         return list(self._db().embedding_dirs)

@@ -395,7 +395,7 @@ class SharedSettingsStackHelper:
 
     def __enter__(self):
         self.vae = opts.sd_vae
-        self.uni_pc_order = getattr(opts, "uni_pc_order", None)
+        self.uni_pc_order = opts.uni_pc_order
 
     def __exit__(self, exc_type, exc_value, tb):
         opts.data["sd_vae"] = self.vae
@@ -677,7 +677,7 @@ class Script(scripts.Script):
             if not vals:
                 raise RuntimeError(f"X/Y/Z plot: no values for axis {opt.label}")
 
-        Image_max_mp = getattr(opts, "img_max_size_mp", 200)
+        Image_max_mp = opts.img_max_size_mp
         grid_mp = round(len(xs) * len(ys) * len(zs) * p.width * p.height / 1000000)
         if grid_mp >= Image_max_mp:
             raise RuntimeError(f"Error: Resulting grid would be too large ({grid_mp} MPixels) (max configured size is {Image_max_mp} MPixels)")

@@ -81,3 +81,26 @@ def test_a_whole_decode_that_runs_out_of_memory_is_retried_in_tiles(vae, monkeyp
     result = sd_vae_tiled.decode(vae, z)
     assert "decoding in tiles" in capsys.readouterr().out
     assert (to_pixels(result) - to_pixels(expected)).abs().max() < 1 / 255
+
+
+def test_the_pipeline_tiles_a_decode_and_encode_that_would_not_fit(tiny_model, monkeypatch, capsys):
+    """Every decode/encode of a loaded model goes through the size check: with little free memory, txt2img and img2img
+    tile themselves and make the same pictures."""
+    import numpy as np
+    from PIL import Image
+    from modules import processing
+
+    def job(cls, **kwargs):
+        p = cls(sd_model=tiny_model, prompt="a red circle", steps=3, width=128, height=128, seed=4, sampler_name="Euler",
+                do_not_save_samples=True, do_not_save_grid=True, **kwargs)
+        return np.asarray(processing.process_images(p).images[0], dtype=np.int16)
+
+    init = Image.new("RGB", (128, 128), (200, 40, 40))
+    txt2img = job(processing.StableDiffusionProcessingTxt2Img)
+    img2img = job(processing.StableDiffusionProcessingImg2Img, init_images=[init], denoising_strength=0.5)
+    capsys.readouterr()
+    monkeypatch.setattr(sd_vae_tiled, "available_bytes", lambda device: 2 * 2 ** 20)
+    assert np.abs(job(processing.StableDiffusionProcessingTxt2Img) - txt2img).max() <= 1
+    assert np.abs(job(processing.StableDiffusionProcessingImg2Img, init_images=[init], denoising_strength=0.5) - img2img).max() <= 1
+    out = capsys.readouterr().out
+    assert "decoding in tiles" in out and "encoding in tiles" in out

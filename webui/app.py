@@ -86,16 +86,11 @@ def launch_demo(demo, cmd_opts):
 
 
 def build_and_launch():
-    from modules import shared, ui_extra_networks
+    from modules import script_callbacks, shared, ui_extra_networks
     # The built-in card pages first; extensions add theirs in on_before_ui (a Reload UI starts the list afresh).
     ui_extra_networks.initialize()
     ui_extra_networks.register_default_pages()
-    try:
-        from modules import script_callbacks
-    except ImportError:
-        script_callbacks = None
-    if script_callbacks is not None:
-        script_callbacks.before_ui_callback()
+    script_callbacks.before_ui_callback()
     from webui import ui
     from webui import gradio_temp_files
     if shared.opts.clean_temp_dir_at_start:
@@ -111,8 +106,7 @@ def build_and_launch():
     from webui import extra_networks_routes, file_route
     file_route.add_route(app)
     extra_networks_routes.add_routes(app)
-    if script_callbacks is not None:
-        script_callbacks.app_started_callback(demo, app)
+    script_callbacks.app_started_callback(demo, app)
     return demo, app
 
 
@@ -139,11 +133,8 @@ def reload_ui(demo):
 
 def webui():
     from modules import shared
-    try:
-        from modules import gradio_compat
-        gradio_compat.apply()
-    except ImportError:
-        pass
+    from modules import gradio_compat
+    gradio_compat.apply()
     from modules import initialize
     initialize.initialize(load_model_in_background=True)
     if shared.cmd_opts.nowebui:

@@ -48,7 +48,7 @@ def add_routes(app):
             found = ui_extra_networks.get_page_by_name(page)
         except KeyError:
             return JSONResponse({})
-        data = found.metadata_json(item)
+        data = found.metadata.get(item)
         return JSONResponse({} if data is None else {"metadata": data})
 
     def single_card(request: Request, page: str = "", tabname: str = "", name: str = ""):

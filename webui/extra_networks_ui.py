@@ -6,10 +6,11 @@ A checkpoint card asks the server to switch the model; the 🛠️ button on a c
 """
 import contextlib
 import html
+import re
 
 import gradio as gr
 
-from modules import errors, ui_extra_networks
+from modules import errors, sd_models, shared, ui_extra_networks
 from webui import quicksettings
 from webui.extra_networks_editor import UserMetadataEditor
 
@@ -72,15 +73,17 @@ def setup_ui(ui, ctx):
 
 def create_checkpoint_selector(ctx):
     """The hidden textbox and button behind selectCheckpoint(name) (one for the whole page)."""
-    if getattr(ctx, "checkpoint_selector", None) is not None or ctx.checkpoint_dropdown is None:
+    if ctx.checkpoint_selector is not None or ctx.checkpoint_dropdown is None:
         return
     target = gr.Textbox(visible="hidden", elem_id="change_checkpoint_name")
     button = gr.Button(visible="hidden", elem_id="change_checkpoint")
 
     def select(name):
         message = quicksettings.switch_checkpoint(name)
-        if "class='error'" in message:
-            gr.Warning(message.replace("<span class='error'>", "").replace("</span>", ""))
+        wanted = sd_models.get_closet_checkpoint_match(name)
+        loaded = shared.sd_model.sd_checkpoint_info.filename if shared.sd_model is not None else None
+        if wanted is None or wanted.filename != loaded:
+            gr.Warning(re.sub(r"<[^>]+>", "", message))  # the message says why (HTML for the quicksettings row)
         # the title gains its hash once loaded: the choices are the titles as they are now
         return gr.update(choices=quicksettings.checkpoint_titles(), value=quicksettings.current_checkpoint_title())
 
@@ -98,5 +101,4 @@ def beside_generation(tabname, ctx):
             yield
         ui = create_ui(tabname)
     setup_ui(ui, ctx)
-    ctx.extra_networks = getattr(ctx, "extra_networks", {})
     ctx.extra_networks[tabname] = ui

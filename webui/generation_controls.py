@@ -4,8 +4,9 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from modules import shared
+from modules import scripts, shared
 from modules.shared import opts
+from webui import script_runner_ui
 
 
 def sampler_names(for_img2img=False):
@@ -136,11 +137,6 @@ def create_seed_controls(tabname):
 
 def create_script_controls(tabname, is_img2img):
     """The Script dropdown and always-on scripts' controls; returns their components in script_args order."""
-    try:
-        from modules import scripts
-        from webui import script_runner_ui
-    except ImportError:
-        return []
     runner = scripts.scripts_img2img if is_img2img else scripts.scripts_txt2img
     if runner is None:
         return []

@@ -3,7 +3,7 @@ import os
 
 import gradio as gr
 
-from modules import shared
+from modules import script_callbacks, shared
 
 
 def paste_targets(form, seed, hires):
@@ -43,11 +43,7 @@ def read_last_params():
 def parse(text: str) -> dict:
     from modules import infotext_utils
     params = infotext_utils.parse_generation_parameters(text)
-    try:
-        from modules import script_callbacks
-        script_callbacks.infotext_pasted_callback(text, params)
-    except (ImportError, AttributeError):
-        pass
+    script_callbacks.infotext_pasted_callback(text, params)
     try:
         from modules import sd_samplers
         sampler, scheduler = sd_samplers.get_sampler_and_scheduler(params.get("Sampler"), params.get("Schedule type"), convert_automatic=False)

@@ -5,7 +5,7 @@ makes the buttons and turns pasted values into component updates.
 """
 import gradio as gr
 
-from modules import infotext_utils
+from modules import infotext_utils, script_callbacks
 
 _labels = {"txt2img": "Send to txt2img", "img2img": "Send to img2img", "inpaint": "Send to inpaint", "extras": "Send to extras"}
 
@@ -27,11 +27,7 @@ def bind_buttons(buttons, send_image, send_generate_info):
 def paste_updates(text, fields):
     """Gradio updates for `fields` ([(component, key or function)]) from an infotext."""
     params = infotext_utils.parse_generation_parameters(infotext_utils.read_last_prompt_if_empty(text or ""))
-    try:
-        from modules import script_callbacks
-        script_callbacks.infotext_pasted_callback(text, params)
-    except ImportError:
-        pass
+    script_callbacks.infotext_pasted_callback(text, params)
     values = infotext_utils.paste_values(params, fields, [getattr(c, "value", None) for c, _ in fields])
     return [gr.update() if v is infotext_utils.KEEP else gr.update(value=v) for v in values]
 

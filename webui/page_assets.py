@@ -2,6 +2,8 @@
 import json
 import os
 
+from modules import extensions
+
 WEBUI_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -17,7 +19,6 @@ def our_scripts():
 
 def extension_assets():
     """(javascript files, css files, localization dict) from active extensions."""
-    from modules import extensions
     return extensions.collect_ui_assets()
 
 

@@ -3,7 +3,7 @@ import importlib
 
 import gradio as gr
 
-from modules import errors, shared
+from modules import errors, script_callbacks, shared
 from webui import quicksettings, send_to
 
 
@@ -14,12 +14,14 @@ class UiContext:
         self.tabs = {}
         self.model_changed_listeners = []
         self.checkpoint_dropdown = None
+        self.extra_networks = {}           # tabname -> its Extra Networks cards (webui/extra_networks_ui.py)
+        self.checkpoint_selector = None    # the hidden parts behind a checkpoint card's click
 
     def register_tab(self, name, **parts):
         self.tabs[name] = parts
 
 
-# (module under webui/, tab title, elem id) in A1111's order; tabs whose module is absent are not shown.
+# (module under webui/, tab title, elem id) in A1111's order.
 BUILTIN_TABS = [
     ("tab_txt2img", "txt2img", "txt2img"),
     ("tab_img2img", "img2img", "img2img"),
@@ -40,19 +42,8 @@ def _trailing_tabs():
     return workers + TRAILING_TABS
 
 
-def _load_tab_module(name):
-    try:
-        return importlib.import_module(f"webui.{name}")
-    except ModuleNotFoundError as e:
-        if e.name == f"webui.{name}":
-            return None
-        raise
-
-
 def _build_tab(ctx, module_name, title, elem_id):
-    module = _load_tab_module(module_name)
-    if module is None or not hasattr(module, "create_tab"):
-        return
+    module = importlib.import_module(f"webui.{module_name}")
     # The content is built before its tab, as A1111 does (each tab's interface exists when the page is put
     # together): extensions that hook the making of a tab (mov2mov inserts its tab after img2img's) find it complete.
     with gr.Column(render=False, elem_id=f"{elem_id}_tab_content") as content:
@@ -66,7 +57,6 @@ def _build_tab(ctx, module_name, title, elem_id):
 
 
 def create_ui():
-    from modules import script_callbacks
     # Extensions' settings exist before any tab is built (as in A1111): their tabs and the quicksettings row read them.
     script_callbacks.ui_settings_callback()
     ctx = UiContext()
