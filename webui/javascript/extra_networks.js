@@ -38,7 +38,8 @@ function tryToRemoveExtraNetworkFromPrompt(textarea, text) {
         pattern = new RegExp('(?:' + escapeRegExp(separator) + ')?' + escapeRegExp(parts.head) + '[^>]*>' +
                              (parts.after ? '(?:' + escapeRegExp(parts.after) + ')?' : ''), 'g');
     } else {
-        pattern = new RegExp('(?:' + escapeRegExp(separator) + ')?' + escapeRegExp(text), 'g');
+        // a whole word only: taking "ink" out must leave "pink" alone
+        pattern = new RegExp('(?:' + escapeRegExp(separator) + ')?(?<![\\w-])' + escapeRegExp(text) + '(?![\\w-])', 'g');
     }
     const updated = textarea.value.replace(pattern, '');
     if (updated === textarea.value) return false;
