@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 
-from modules import errors, paths_internal
+from modules import errors, paths_internal, util
 
 extensions_dir = paths_internal.extensions_dir
 extensions_builtin_dir = paths_internal.extensions_builtin_dir
@@ -260,27 +260,6 @@ def get_extension_dirs():
 
 # ---------------------------------------------------------------------------------------------- ordering
 
-def topological_sort(dependencies):
-    """Names ordered so each comes after what it depends on; insertion order otherwise; cycles and unknowns ignored."""
-    visited = set()
-    result = []
-
-    def visit(node, stack):
-        if node in visited or node in stack:
-            return
-        stack.add(node)
-        for dep in dependencies.get(node, []):
-            if dep in dependencies:
-                visit(dep, stack)
-        stack.discard(node)
-        visited.add(node)
-        result.append(node)
-
-    for node in dependencies:
-        visit(node, set())
-    return result
-
-
 def order_by_metadata(callbacks, category):
     """Reorder ScriptCallbacks of one category by every extension's [callbacks/<name>] Before/After sections."""
     lookup = {c.name: c for c in callbacks}
@@ -299,7 +278,7 @@ def order_by_metadata(callbacks, category):
             for b in info.before:
                 if b in lookup:
                     dependencies[b].append(c.name)
-    return [lookup[name] for name in topological_sort(dependencies)]
+    return [lookup[name] for name in util.topological_sort(dependencies)]
 
 
 # ---------------------------------------------------------------------------------------------- files for the UI

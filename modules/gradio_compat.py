@@ -6,9 +6,11 @@ teaches Gradio 6 the old spellings the extensions use:
 * events: `_js=` -> `js=`, `show_progress=True/False` -> "full"/"hidden", `every=` -> a `gr.Timer` tick,
   `api_name=False`/`show_api=False` -> private/undocumented endpoints, `_preprocess`/`_postprocess`;
 * components: `.style(...)`, `Component.update(...)` class methods, `gr.Box`, `gr.inputs.*`/`gr.outputs.*`,
-  `gr.Image(source=, tool=)`,
+  `gr.Image(source=, tool=)`, a Slider whose range is still empty (min == max), an extension's Dropdown value
+  outside its choices,
   `gr.components.IOComponent`, `tooltip=`; any other keyword the constructor does not know is dropped with ONE
   warning that names the extension, instead of a crash;
+* entering a layout that is already open (an extension entering the page's tabs) is a no-op nesting;
 * every component constructed anywhere fires `script_callbacks.on_before_component`/`on_after_component` and the
   current ScriptRunner's `before_component`/`after_component` (A1111 patches gradio the same way).
 
@@ -193,6 +195,18 @@ def _init_parameters_for_image():
     return _init_parameters(gr.Image)[0]
 
 
+def _widen_empty_slider(args, kwargs):
+    """Gradio 3 took `gr.Slider(minimum=0, maximum=0)` (a range set later with .update(maximum=n)); Gradio 6
+    refuses min >= max. Build it with a one-step range, then give it the range asked for.
+    Returns (args, kwargs, attributes to set after construction)."""
+    kwargs = {**dict(zip(["minimum", "maximum", "value"], args)), **kwargs}
+    minimum, maximum = kwargs.get("minimum", 0), kwargs.get("maximum", 100)
+    if minimum is None or maximum is None or minimum < maximum:
+        return (), kwargs, {}
+    kwargs["maximum"] = minimum + (kwargs.get("step") or 1)
+    return (), kwargs, {"maximum": maximum}
+
+
 def translate_component_kwargs(cls, kwargs):
     """Map Gradio 3 constructor keywords onto `cls`; drop those it cannot take (one warning each)."""
     import gradio as gr
@@ -241,18 +255,53 @@ def _fire(kind, component, kwargs):
             runner.after_component(component, **kwargs)
 
 
+def _made_by_extension():
+    from modules import extensions
+    return extensions.find_extension(_caller_file()) is not None
+
+
+def _patch_dropdown_values():
+    """Gradio 3 passed a dropdown's value through even when it was not among the choices (Infinity Grid's axis modes
+    start at ""; choices filled in later by javascript); Gradio 6 refuses the whole event. Dropdowns that extensions
+    make keep the old rule: such a value reaches the function as it is (as None for type="index")."""
+    from gradio.components import Dropdown
+    original = Dropdown.preprocess
+
+    def preprocess(self, payload):
+        if getattr(self, "accepts_values_outside_choices", False) and payload is not None:
+            choice_values = [value for _, value in self.choices]
+            given = payload if isinstance(payload, list) else [payload]
+            if any(value not in choice_values for value in given):
+                if self.type == "index":
+                    indexes = [choice_values.index(v) if v in choice_values else None for v in given]
+                    return indexes if isinstance(payload, list) else indexes[0]
+                return payload
+        return original(self, payload)
+
+    Dropdown.preprocess = preprocess
+
+
 def _patch_component_construction():
     """Every Component/layout made through ComponentMeta: translate old keywords, fire component hooks."""
     from gradio.component_meta import ComponentMeta
     from gradio.components.base import Component
 
+    from gradio.components import Dropdown, Slider
+
     def compat_call(cls, *args, **kwargs):
         kwargs = translate_component_kwargs(cls, kwargs)
+        restore = {}
+        if issubclass(cls, Slider):
+            args, kwargs, restore = _widen_empty_slider(args, kwargs)
         obj = cls.__new__(cls, *args, **kwargs) if cls.__new__ is not object.__new__ else cls.__new__(cls)
         is_component = isinstance(obj, Component)
         if is_component:
             _fire("before", obj, kwargs)
         obj.__init__(*args, **kwargs)
+        for name, value in restore.items():
+            setattr(obj, name, value)
+        if isinstance(obj, Dropdown) and not obj.allow_custom_value and _made_by_extension():
+            obj.accepts_values_outside_choices = True
         if is_component:
             _add_classes(obj)
             _fire("after", obj, kwargs)
@@ -330,6 +379,44 @@ def _patch_old_methods_and_names():
     gradio_compat_io.install()
 
 
+def _is_open(block, current):
+    """Whether `block` is the render context `current` or one of the contexts around it."""
+    seen = set()
+    while current is not None and id(current) not in seen:
+        if current is block:
+            return True
+        seen.add(id(current))
+        current = getattr(current, "parent", None)
+    return False
+
+
+def _patch_reentrant_contexts():
+    """Entering a layout that is already open (mov2mov adds its tab by entering the page's gr.Tabs from inside it)
+    makes it the place for new blocks until the matching exit, which returns to where building was. Gradio would
+    make the layout its own parent and leave everything after it inside it."""
+    from gradio.blocks import BlockContext
+    from gradio.context import get_render_context, set_render_context
+
+    original_enter, original_exit = BlockContext.__enter__, BlockContext.__exit__
+
+    def compat_enter(self):
+        current = get_render_context()
+        if not _is_open(self, current):
+            return original_enter(self)
+        self.__dict__.setdefault("_compat_reentered_from", []).append(current)
+        set_render_context(self)
+        return self
+
+    def compat_exit(self, exc_type=None, *args):
+        reentered_from = self.__dict__.get("_compat_reentered_from")
+        if not reentered_from:
+            return original_exit(self, exc_type, *args)
+        set_render_context(reentered_from.pop())
+
+    BlockContext.__enter__ = compat_enter
+    BlockContext.__exit__ = compat_exit
+
+
 def _patch_subclass_config():
     """Gradio reads a component's props from its class's __init__ signature; subclasses that pass **kwargs up
     (ours and extensions') would lose them all, so read the signature of the nearest gradio class instead."""
@@ -357,5 +444,7 @@ def apply():
     _patch_pyi_writer()
     _patch_event_listeners()
     _patch_component_construction()
+    _patch_dropdown_values()
     _patch_old_methods_and_names()
+    _patch_reentrant_contexts()
     _patch_subclass_config()

@@ -97,10 +97,14 @@ def image_and_mask(mode, init_img=None, sketch=None, init_img_with_mask=None, in
 
 def scaled_size(image, scale_by):
     """"Resize by": the image's size times `scale_by`, rounded down to a multiple of 8 (the latent's grid)."""
+    return scaled_dimensions(image.width, image.height, scale_by)
+
+
+def scaled_dimensions(width, height, scale_by):
     scale_by = float(scale_by)
     if scale_by <= 0:
         raise ValueError(f"Scale must be more than 0, got {scale_by}")
-    return max(8, int(image.width * scale_by) // 8 * 8), max(8, int(image.height * scale_by) // 8 * 8)
+    return max(8, int(float(width) * scale_by) // 8 * 8), max(8, int(float(height) * scale_by) // 8 * 8)
 
 
 def list_images(folder):

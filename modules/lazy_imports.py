@@ -13,7 +13,9 @@ import importlib.util
 import sys
 import types
 
-LAZY_PACKAGES = ("open_clip",)
+# open_clip: Cutoff. rembg: the Rembg extension imports it at load time and uses it only to remove a background;
+# importing it imports pymatting, whose numba kernels compile on a machine's first import (minutes on 2 cores).
+LAZY_PACKAGES = ("open_clip", "rembg")
 
 
 class LazyPackage(types.ModuleType):

@@ -3,6 +3,7 @@ import argparse
 import os
 import sys
 
+cwd = os.getcwd()
 script_path = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 modules_path = os.path.join(script_path, "modules")
 

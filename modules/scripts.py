@@ -7,6 +7,7 @@ each dispatcher calls only the always-on scripts that override the hook, each ca
 is reported by file name and generation goes on. Building the gradio UI of a runner lives in
 `webui/script_runner_ui.py`; this module never imports gradio.
 """
+import contextlib
 import dataclasses
 import inspect
 import os
@@ -14,7 +15,7 @@ import re
 import sys
 from collections import namedtuple
 
-from modules import errors, script_callbacks, script_loading, paths_internal
+from modules import errors, script_callbacks, script_loading, paths_internal, util
 from modules.script_loading import ScriptFile  # noqa: F401  (A1111 exposes it here)
 
 AlwaysVisible = object()
@@ -269,7 +270,7 @@ def list_scripts(scriptdirname, extension, *, include_extensions=True):
                 errors.report(f'Script "{name}" requires "{required}" to be loaded, but it is not.', exc_info=False)
         dependencies[name] = script.load_after
 
-    return [scripts[name].file for name in extensions.topological_sort(dependencies)]
+    return [scripts[name].file for name in util.topological_sort(dependencies)]
 
 
 def list_files_with_name(filename):
@@ -398,6 +399,16 @@ def wrap_call(func, filename, funcname, *args, default=None, **kwargs):
 
 # ---------------------------------------------------------------------------------------------- the runner
 
+ui_builder = None
+"""The module that builds a runner's gradio controls (webui/script_runner_ui.py sets itself here on import)."""
+
+
+def _ui_builder():
+    if ui_builder is None:
+        raise RuntimeError("A script runner's controls are built by the web UI, which is not loaded (no webui.script_runner_ui)")
+    return ui_builder
+
+
 def _script_display_title(script):
     return wrap_call(script.title, script.filename, "title", default=f"{os.path.basename(script.filename or '?')} [error]")
 
@@ -429,26 +440,11 @@ class ScriptRunner:
         self.selectable_scripts.clear()
         self.is_img2img = is_img2img
 
-        auto_processing_scripts = scripts_auto_postprocessing.create_auto_preprocessing_script_data()
-        for script_data in auto_processing_scripts + scripts_data:
-            try:
-                script = script_data.script_class()
-            except Exception:
-                errors.report(f"Error # failed to initialize Script {script_data.path}: ", exc_info=True)
-                continue
-            script.filename = script_data.path
-            script.is_txt2img = not is_img2img
-            script.is_img2img = is_img2img
-            script.tabname = "img2img" if is_img2img else "txt2img"
-
-            visibility = wrap_call(script.show, script.filename, "show", script.is_img2img, default=False)
-            if visibility is AlwaysVisible:
-                self.scripts.append(script)
-                self.alwayson_scripts.append(script)
-                script.alwayson = True
-            elif visibility:
-                self.scripts.append(script)
-                self.selectable_scripts.append(script)
+        # Scripts make components in __init__ or when told their tab (Neutral Prompt); those belong to no page yet.
+        construction_scope = ui_builder.outside_the_page if ui_builder is not None else contextlib.nullcontext
+        with construction_scope():
+            for script_data in scripts_auto_postprocessing.create_auto_preprocessing_script_data() + scripts_data:
+                self._add_script(script_data, is_img2img)
 
         self.titles = [_script_display_title(s) for s in self.selectable_scripts]
         self.title_map = {}
@@ -461,6 +457,26 @@ class ScriptRunner:
         self.apply_on_before_component_callbacks()
         self.initialized = True
 
+    def _add_script(self, script_data, is_img2img):
+        try:
+            script = script_data.script_class()
+        except Exception:
+            errors.report(f"Error # failed to initialize Script {script_data.path}: ", exc_info=True)
+            return
+        script.filename = script_data.path
+        script.is_txt2img = not is_img2img
+        script.is_img2img = is_img2img
+        script.tabname = "img2img" if is_img2img else "txt2img"
+
+        visibility = wrap_call(script.show, script.filename, "show", script.is_img2img, default=False)
+        if visibility is AlwaysVisible:
+            self.scripts.append(script)
+            self.alwayson_scripts.append(script)
+            script.alwayson = True
+        elif visibility:
+            self.scripts.append(script)
+            self.selectable_scripts.append(script)
+
     def apply_on_before_component_callbacks(self):
         for script in self.scripts:
             for elem_id, callback in (script.on_before_component_elem_id or []):
@@ -471,6 +487,17 @@ class ScriptRunner:
                 script.on_before_component_elem_id.clear()
             if script.on_after_component_elem_id:
                 script.on_after_component_elem_id.clear()
+
+    # ------------------------------------------------------------------ building the controls (A1111's methods)
+
+    def prepare_ui(self):
+        return _ui_builder().prepare_ui(self)
+
+    def setup_ui_for_section(self, section, scriptlist=None):
+        return _ui_builder().setup_ui_for_section(self, section, scriptlist)
+
+    def setup_ui(self):
+        return _ui_builder().setup_ui(self)
 
     def script(self, title):
         """The script with this title (case-insensitive), or None."""

@@ -2,7 +2,7 @@
 import os
 import sys
 
-from modules import shared_cmd_options, options, shared_options, shared_state, devices, paths_internal
+from modules import shared_cmd_options, options, shared_options, shared_state, devices, paths_internal, util
 
 cmd_opts = shared_cmd_options.cmd_opts
 parser = shared_cmd_options.parser
@@ -41,9 +41,16 @@ data_path = paths_internal.data_path
 
 xformers_available = False
 parallel_processing_allowed = True  # False while --medvram/--lowvram move parts of the model (modules.lowvram)
-natural_sort_key = None
 progress_print_out = sys.stdout
 tab_names = []             # titles of the page's tabs, filled when the UI is built (ui_tab_order / hidden_tabs choices)
+
+# A1111 kept these here before moving them to modules.util; extensions still use both names.
+natural_sort_key = util.natural_sort_key
+listfiles = util.listfiles
+html_path = util.html_path
+html = util.html
+walk_files = util.walk_files
+ldm_print = util.ldm_print
 
 # Hires fix "Latent" upscaler names -> torch interpolate mode and antialias.
 latent_upscale_modes = {
@@ -70,54 +77,9 @@ def reload_hypernetworks():
     hypernetworks.update(found)
 
 
-def walk_files(path, allowed_extensions=None):
-    """Every file under `path` (sorted), optionally only those with the given extensions."""
-    if not os.path.exists(path):
-        return
-    if allowed_extensions is not None:
-        allowed_extensions = set(allowed_extensions)
-    items = list(os.walk(path, followlinks=True))
-    items = sorted(items, key=lambda x: natural_sort_key_fn(x[0]))
-    for root, _, files in items:
-        for filename in sorted(files, key=natural_sort_key_fn):
-            if allowed_extensions is not None:
-                _, ext = os.path.splitext(filename)
-                if ext.lower() not in allowed_extensions:
-                    continue
-            if not opts.list_hidden_files and ("/." in root or "\\." in root):
-                continue
-            yield os.path.join(root, filename)
-
-
-def natural_sort_key_fn(s, regex=None):
-    import re
-    regex = regex or re.compile(r"([0-9]+)")
-    return [int(text) if text.isdigit() else text.lower() for text in regex.split(s)]
-
-
-natural_sort_key = natural_sort_key_fn
-
-
-def listfiles(dirname):
-    filenames = [os.path.join(dirname, x) for x in sorted(os.listdir(dirname), key=natural_sort_key_fn) if not x.startswith(".")]
-    return [file for file in filenames if os.path.isfile(file)]
-
-
 def data_relative(path):
     """Output folders in settings are relative to the data dir (--data-dir), as users expect."""
     return os.path.join(data_path, path) if path else path
-
-
-def html_path(filename):
-    return os.path.join(script_path, "html", filename)
-
-
-def html(filename):
-    path = html_path(filename)
-    if os.path.exists(path):
-        with open(path, encoding="utf8") as file:
-            return file.read()
-    return ""
 
 
 from modules import shared_total_tqdm  # noqa: E402  (it reads shared.opts/state when used)

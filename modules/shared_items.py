@@ -77,21 +77,31 @@ def sampler_names():
     return [x.name for x in list_samplers()]
 
 
+ui_reorder_categories_builtin_items = ["prompt", "image", "inpaint", "sampler", "accordions", "checkboxes", "dimensions",
+                                      "cfg", "denoising", "seed", "batch", "override_settings"]
+
+
 def ui_reorder_categories():
-    """The movable parts of the txt2img/img2img tabs, in A1111's default order."""
-    yield "prompt"
-    yield "image"
-    yield "inpaint"
-    yield "sampler"
-    yield "accordions"
-    yield "checkboxes"
-    yield "dimensions"
-    yield "cfg"
-    yield "denoising"
-    yield "seed"
-    yield "batch"
-    yield "override_settings"
+    """The movable parts of a generation tab, in A1111's default order: the built-in ones, then the sections that
+    always-on scripts declare (`Script.section`), then "scripts"."""
+    from modules import scripts
+    yield from ui_reorder_categories_builtin_items
+    sections = {}
+    for runner in (scripts.scripts_txt2img, scripts.scripts_img2img):
+        for script in runner.scripts if runner is not None else []:
+            if isinstance(script.section, str) and script.section not in ui_reorder_categories_builtin_items:
+                sections[script.section] = 1
+    yield from sections
     yield "scripts"
+
+
+def ordered_ui_categories():
+    """ui_reorder_categories() reordered by the `ui_reorder_list` setting, A1111's rule: the n-th category named
+    there ranks 2n+1, every other category 2 x its default position, so named ones move in between."""
+    from modules import shared
+    user_order = {x.strip(): i * 2 + 1 for i, x in enumerate(shared.opts.ui_reorder_list)}
+    ranked = sorted(enumerate(ui_reorder_categories()), key=lambda x: user_order.get(x[1], x[0] * 2))
+    return [category for _, category in ranked]
 
 
 def tab_names():

@@ -14,6 +14,9 @@ os.environ.setdefault("SD_WEBUI_TEST_ARGV", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# No test runs a numba kernel, but importing rembg (the Rembg corpus extension) compiles pymatting's at import time:
+# minutes of CPU on a fresh machine before numba's cache exists. Without the JIT they stay plain Python functions.
+os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 
 from modules.cpu_threading import prefer_passive_omp_wait  # noqa: E402  (before the tests import torch)
 

@@ -103,6 +103,16 @@ def build_tabs(stand_in_ids=()):
     return demo, tabs
 
 
+def classes_extensions_patch():
+    """Classes real extensions monkeypatch (mov2mov replaces gradio's Component and BlockContext __init__ and our
+    InputAccordion's); a sandbox puts them back when it closes, so later tests build pages with the originals."""
+    import gradio
+    from gradio import blocks
+    from webui import ui_components
+    return [gradio.components.Component, gradio.components.FormComponent, blocks.Block, blocks.BlockContext,
+            ui_components.InputAccordion]
+
+
 class ExtensionSandbox:
     """A temporary extensions/ folder the loader reads, and a clean restore of callbacks/options afterwards.
 
@@ -119,6 +129,9 @@ class ExtensionSandbox:
         monkeypatch.setitem(shared.opts.data, "disable_all_extensions", "none")
         self._saved_callbacks = {k: list(v) for k, v in script_callbacks.callback_map.items()}
         self._saved_options = dict(shared.opts.data_labels)
+        from modules import gradio_compat
+        gradio_compat.apply()  # its own patches stay: saved below as part of the originals
+        self._saved_classes = {cls: dict(vars(cls)) for cls in classes_extensions_patch()}
 
     def add_corpus(self, *names):
         for name in names:
@@ -140,6 +153,12 @@ class ExtensionSandbox:
         for key in list(shared.opts.data_labels):
             if key not in self._saved_options:
                 del shared.opts.data_labels[key]
+        for cls, saved in self._saved_classes.items():
+            for name, value in list(vars(cls).items()):
+                if name not in saved:
+                    delattr(cls, name)
+                elif saved[name] is not value:
+                    setattr(cls, name, saved[name])
 
 
 def script_by_title(title, runner=None):

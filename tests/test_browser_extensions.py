@@ -271,6 +271,14 @@ def test_a1111_javascript_helpers_behave_as_in_a1111(page):
     for name in ("gradioApp", "requestProgress", "updateInput", "submit", "submit_img2img", "switch_to_extras",
                  "dimensionChange", "onOptionsChanged", "localSet", "showSubmitButtons"):
         assert page.evaluate(f"typeof {name}") == "function", name
+    from playwright.sync_api import expect
+    width, height = page.locator("#txt2img_width input[type=number]"), page.locator("#txt2img_height input[type=number]")
+    width.fill("456")
+    width.press("Enter")
+    old_height = height.input_value()
+    page.evaluate("switchWidthHeight('txt2img')")  # the ⇅ of extensions' own tabs (mov2mov)
+    expect(width).to_have_value(old_height)
+    expect(height).to_have_value("456")
 
 
 def test_state_brings_the_remembered_fields_back_after_a_reload(page):

@@ -248,7 +248,67 @@ def test_rembg_extras_section_and_route_reach_the_model_download(corpus, monkeyp
     assert "u2net.onnx" in str(failure.value) or "u2net" in repr(failure.value)
 
 
-def test_mov2mov_tab(corpus):
-    needs("modules.call_queue", "api")
-    needs("modules.ui_toprow", "extensions: A1111 1.7's prompt-row class, not built yet")
+def write_video(path, frames, size=64, fps=10):
+    """A short mp4 (a red disc moving across white), as a user's clip."""
+    import cv2
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
+    for i in range(frames):
+        frame = np.full((size, size, 3), 255, np.uint8)
+        cv2.circle(frame, (16 + 12 * i, size // 2), 12, (0, 0, 255), -1)
+        writer.write(frame)
+    writer.release()
+
+
+def frame_count(path):
+    import cv2
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def sent_values(dependency, given, from_javascript=()):
+    """What the page sends for an event's inputs: `from_javascript` (the first values, which the event's javascript
+    puts in), then each component's untouched value with `given` ({elem_id: value}) typed in, as Gradio hands them
+    to the function (preprocessed)."""
+    values = list(from_javascript)
+    for component in dependency.inputs[len(values):]:
+        if component.elem_id in given:
+            values.append(given[component.elem_id])
+        else:
+            values.append(component.preprocess(component.postprocess(component.value)))
+    return values
+
+
+def test_mov2mov_tab_turns_a_video_into_a_video(corpus, monkeypatch, tmp_path):
+    import gradio as gr
+    from gradio.helpers import special_args
+    from modules import sd_models
+    from tests.api_helpers import DEMO_CHECKPOINT
     assert reports_for(corpus, "sd-webui-mov2mov") == []
+    # The "mov2mov" tab sits right after img2img, with its own prompt row, video input and Generate button.
+    tabs = corpus.demo.ui_context.tabs_component
+    tab_ids = [child.elem_id for child in tabs.children]
+    assert tab_ids[tab_ids.index("tab_img2img") + 1] == "tab_mov2mov"
+    blocks = {block.elem_id: block for block in corpus.demo.blocks.values() if getattr(block, "elem_id", None)}
+    assert {"mov2mov_prompt", "mov2mov_mov", "mov2mov_generate", "mov2mov_video"} <= set(blocks)
+    assert tabs.parent is not tabs  # the page's tabs closed properly although mov2mov re-entered them
+
+    sd_models.load_model(sd_models.CheckpointInfo(DEMO_CHECKPOINT))
+    monkeypatch.chdir(tmp_path)  # its default output folder, outputs/mov2mov-videos, is relative to where the app runs
+    video = tmp_path / "clip.mp4"
+    write_video(video, frames=3)
+    generate = blocks["mov2mov_generate"]
+    dependency = next(d for d in corpus.demo.fns.values() if (generate._id, "click") in [tuple(t) for t in d.targets])
+    values = sent_values(dependency, {"mov2mov_prompt": "a large red circle in the centre on a white background",
+                                      "mov2mov_mov": str(video), "mov2mov_width": 64, "mov2mov_height": 64,
+                                      "mov2mov_denoising_strength": 0.2},
+                         from_javascript=["task(mov2mov-test)", 2])  # submit_mov2mov(): task id, tab index
+    args, *_ = special_args(dependency.fn, values, gr.Request(username=None))
+    result_video, generation_info, _, html_log = dependency.fn(*args)
+    assert "error" not in html_log
+    assert os.path.dirname(result_video) == os.path.join("outputs", "mov2mov-videos")
+    assert frame_count(tmp_path / result_video) == 3
+    assert json.loads(generation_info)["width"] == 64

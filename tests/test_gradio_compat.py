@@ -105,3 +105,69 @@ def test_ui_components_render_as_their_gradio_parents():
     assert types["feat"] == "accordion"
     assert types["feat-checkbox"] == "checkbox"
     assert feature.value is True and feature.accordion.open is True
+
+
+def test_a_slider_whose_range_is_still_empty_is_built_with_that_range():
+    # Gradio 3 idiom (mov2mov's frame picker): an empty range, widened later with .update(maximum=n).
+    with gr.Blocks() as demo:
+        frame = gr.Slider(label="Frame number", minimum=0, maximum=0, step=1, elem_id="frame")
+        positional = gr.Slider(5, 5, label="five")
+    assert (frame.minimum, frame.maximum, positional.minimum, positional.maximum) == (0, 0, 5, 5)
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.get_config_file()["components"]}
+    assert props["frame"]["maximum"] == 0
+
+
+def test_entering_the_open_tabs_adds_a_tab_there_and_building_goes_on_where_it_was():
+    # mov2mov's way of putting its tab next to img2img: when the img2img tab is made, enter its parent (the open
+    # gr.Tabs), make a tab, exit. The page's tabs must still close normally afterwards.
+    from gradio.blocks import BlockContext
+    original_init = BlockContext.__init__
+
+    def hooked_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        if self.elem_id == "tab_img2img":
+            self.parent.__enter__()
+            with gr.Tab("mov2mov", elem_id="tab_mov2mov"):
+                gr.Textbox(elem_id="mov2mov_prompt")
+            self.parent.__exit__()
+
+    BlockContext.__init__ = hooked_init
+    try:
+        with gr.Blocks() as demo:
+            with gr.Tabs() as tabs:
+                with gr.Tab("txt2img", elem_id="tab_txt2img"):
+                    gr.Textbox(elem_id="txt2img_prompt")
+                with gr.Tab("img2img", elem_id="tab_img2img"):
+                    gr.Textbox(elem_id="img2img_prompt")
+                with gr.Tab("Extras", elem_id="tab_extras"):
+                    gr.Textbox()
+            footer = gr.HTML("footer")
+    finally:
+        BlockContext.__init__ = original_init
+    assert [t.elem_id for t in tabs.children] == ["tab_txt2img", "tab_img2img", "tab_mov2mov", "tab_extras"]
+    assert tabs.parent is demo and footer.parent is demo
+    demo.get_config_file()
+
+
+def test_an_extension_dropdown_passes_a_value_outside_its_choices_as_gradio_3_did(tmp_path, monkeypatch):
+    # Infinity Grid starts its axis modes at "", which is not a choice; Gradio 6 refused the whole Generate.
+    from tests.extension_helpers import ExtensionSandbox
+    box = ExtensionSandbox(str(tmp_path / "extensions"), monkeypatch, include_root_scripts=False)
+    box.add("modes", {"scripts/modes.py": """
+        import gradio as gr
+        def make():
+            return gr.Dropdown(value="", choices=[" ", "Steps"], label="Axis mode"), gr.Dropdown(choices=["a", "b"], type="index")
+    """})
+    box.load()
+    try:
+        from modules import script_loading
+        module = next(m for p, m in script_loading.loaded_scripts.items() if p.endswith("modes.py"))
+        with gr.Blocks():
+            mode, by_index = module.make()
+            ours = gr.Dropdown(choices=["x"], value="x")
+        assert mode.preprocess("") == "" and mode.preprocess("Steps") == "Steps"
+        assert by_index.preprocess("zzz") is None and by_index.preprocess("b") == 1
+        with pytest.raises(gr.Error):
+            ours.preprocess("not a choice")  # the page's own dropdowns keep Gradio 6's check
+    finally:
+        box.close()

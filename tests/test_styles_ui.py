@@ -38,6 +38,6 @@ def test_save_style_without_a_name_changes_nothing(style_db, tmp_path):
 def test_prompt_row_has_the_style_edit_row(style_db):
     style_db.save_style("one", "x", "y")
     with gr.Blocks():
-        row = toprow.Toprow("txt2img")
-    assert row.styles.choices[0][0] == "one"
-    assert row.style_name is not None and row.save_style is not None
+        row = toprow.Toprow(is_img2img=False)
+    assert row.ui_styles.dropdown.choices[0][0] == "one"
+    assert row.ui_styles.style_name is not None and row.ui_styles.save_button is not None

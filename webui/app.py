@@ -92,10 +92,14 @@ def build_and_launch():
     ui_extra_networks.register_default_pages()
     script_callbacks.before_ui_callback()
     from webui import ui
+    from webui import gradio_temp_files
+    if shared.opts.clean_temp_dir_at_start:
+        gradio_temp_files.cleanup_tmpdr()
     demo = ui.create_ui()
     shared.demo = demo
     demo.queue(default_concurrency_limit=64)
     app, local_url, share_url = launch_demo(demo, shared.cmd_opts)
+    shared.opts.onchange("temp_dir", gradio_temp_files.on_tmpdir_changed)  # after launch set the allowed paths
     from modules.api import server as api_server
     api_server.create_api(app, sdapi=shared.cmd_opts.api)
     # (extension-compat) Gradio 3's /file=<path> URLs that extensions' javascript fetches (allowed folders only).

@@ -26,6 +26,24 @@ def plaintext_to_html(text, classname=None):
     return f"<p class='{classname}'>{content}</p>" if classname else f"<p>{content}</p>"
 
 
+def resize_from_to_html(width, height, scale_by):
+    """The "Resize by" caption: from the source's size to the size the job will have."""
+    from modules import img2img
+    if not width or not height or not scale_by or float(scale_by) <= 0:
+        return "no image selected"
+    target_width, target_height = img2img.scaled_dimensions(width, height, scale_by)
+    return f"resize: from <span class='resolution'>{int(width)}x{int(height)}</span> to <span class='resolution'>{target_width}x{target_height}</span>"
+
+
+def create_override_settings_dropdown(tabname, row):
+    """A1111's "Override settings" multiselect: hidden until it holds "Name: value" entries (pasting an infotext
+    puts the settings it names there); its value goes to `create_override_settings_dict`."""
+    dropdown = gr.Dropdown([], value=[], label="Override settings", visible=False, elem_id=f"{tabname}_override_settings",
+                           multiselect=True, allow_custom_value=True)
+    dropdown.change(fn=lambda x: gr.update(visible=bool(x)), inputs=[dropdown], outputs=[dropdown], queue=False)
+    return dropdown
+
+
 def create_refresh_button(refresh_component, refresh_method, refreshed_args, elem_id):
     """A 🔄 button that calls refresh_method() and then updates the component(s) with refreshed_args."""
     refresh_components = refresh_component if isinstance(refresh_component, list) else [refresh_component]

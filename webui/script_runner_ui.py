@@ -3,9 +3,13 @@
 `create_script_ui(runner, is_img2img)` returns the flat list of input components in A1111's order:
 `[Script dropdown (type=index), always-on scripts' controls..., selectable scripts' controls...]`, so a tab passes
 their values as `script_args` and `ScriptRunner.run`/the hooks slice them with each script's `args_from/args_to`.
+Extensions that lay out their own tab build it piece by piece as in A1111: `runner.prepare_ui()`, then
+`runner.setup_ui_for_section(category)` at each place, then `runner.setup_ui()` (the ScriptRunner methods call
+the functions of the same names here).
 """
 import contextlib
 import os
+import sys
 
 import gradio as gr
 
@@ -21,6 +25,20 @@ def tab_scope(runner):
         yield runner
     finally:
         scripts.scripts_current = previous
+
+
+@contextlib.contextmanager
+def outside_the_page():
+    """While script objects are made: components their __init__ creates belong to no page yet (A1111 makes them
+    before building the page), so the script's ui() can place them with .render(). An extension that makes its own
+    runner while the page is being built (mov2mov) would otherwise put them in the page twice."""
+    from gradio.context import Context
+    saved = Context.root_block, Context.block
+    Context.root_block, Context.block = None, None
+    try:
+        yield
+    finally:
+        Context.root_block, Context.block = saved
 
 
 def _api_info(script, controls):
@@ -80,32 +98,27 @@ def _create_with_group(runner, script):
         _create_one(runner, script)
 
 
-def create_section_ui(runner, section):
-    """The always-on scripts whose `section` is `section` (None: the default section), at the caller's place."""
-    for script in runner.alwayson_scripts:
-        if script.section != section or getattr(script, "_ui_built_for", None) is runner:
-            continue
-        script._ui_built_for = runner
-        _create_with_group(runner, script)
-
-
-def create_script_ui(runner, is_img2img=False, *, sections=None):
-    """Build every script's UI of `runner`; returns runner.inputs (index 0 is the Script dropdown).
-
-    Always-on scripts of `sections` (default: all, None-section first) are placed here unless the tab already
-    placed them with create_section_ui(); then the Script dropdown; then each selectable script in a group that
-    stays hidden until it is chosen.
-    """
-    if not runner.initialized:
-        runner.initialize_scripts(is_img2img)
+def prepare_ui(runner):
+    """Start building `runner`'s controls: inputs[0] is kept for the Script dropdown (A1111's prepare_ui)."""
     runner.inputs = [None]
     runner.infotext_fields = []
     runner.paste_field_names = []
 
-    if sections is None:
-        sections = [None] + sorted({s.section for s in runner.alwayson_scripts if s.section is not None}, key=str)
-    for section in sections:
-        create_section_ui(runner, section)
+
+def setup_ui_for_section(runner, section, scriptlist=None):
+    """The controls of the always-on scripts whose `section` is `section` (None: the default section), here;
+    with `scriptlist`, those scripts instead (selectable ones go in hidden groups)."""
+    for script in runner.alwayson_scripts if scriptlist is None else scriptlist:
+        if script.alwayson and script.section != section:
+            continue
+        _create_with_group(runner, script)
+
+
+def setup_ui(runner):
+    """The rest of `runner`'s controls (A1111's setup_ui): the default section's always-on scripts, the Script
+    dropdown, then each selectable script in a group that stays hidden until it is chosen. Returns runner.inputs
+    (index 0 the dropdown), whose values are the `script_args` of a job."""
+    setup_ui_for_section(runner, None)
 
     dropdown = gr.Dropdown(label="Script", elem_id="script_list",
                            choices=["None"] + runner.titles, value="None", type="index")
@@ -113,8 +126,7 @@ def create_script_ui(runner, is_img2img=False, *, sections=None):
     runner.inputs[0] = dropdown
     runner.script_dropdown = dropdown
 
-    for script in runner.selectable_scripts:
-        _create_with_group(runner, script)
+    setup_ui_for_section(runner, None, runner.selectable_scripts)
 
     selectable = list(runner.selectable_scripts)
     groups = [s.group for s in selectable if s.group is not None]
@@ -132,11 +144,24 @@ def create_script_ui(runner, is_img2img=False, *, sections=None):
             title = scripts.wrap_call(script.title, script.filename, "title", default="")
             runner.infotext_fields.append((script.group, lambda params, t=title: gr.update(visible=params.get("Script") == t)))
 
-    for script in runner.alwayson_scripts:
-        if getattr(script, "_ui_built_for", None) is runner:
-            del script._ui_built_for
     runner.apply_on_before_component_callbacks()
     runner.ui_created = True
+    return runner.inputs
+
+
+def create_script_ui(runner, is_img2img=False):
+    """Build every script's UI of `runner` in one place, in the order A1111's tabs give their script_args: for each
+    category of the page's layout (shared_items.ordered_ui_categories) the always-on scripts of that section,
+    with setup_ui() at "scripts". An extension's tab built category by category (mov2mov) gets the same order,
+    so the arguments it sends line up with this runner's scripts. Returns runner.inputs."""
+    from modules import shared_items
+    if not runner.initialized:
+        runner.initialize_scripts(is_img2img)
+    prepare_ui(runner)
+    for category in shared_items.ordered_ui_categories():
+        if category == "scripts":
+            setup_ui(runner)
+        setup_ui_for_section(runner, category)
     return runner.inputs
 
 
@@ -167,3 +192,8 @@ def infotext_components(runner):
 def default_script_args(runner):
     """The script_args the UI would send untouched: 0 for the dropdown, each control's initial value."""
     return [0] + [getattr(c, "value", None) for c in runner.inputs[1:]]
+
+
+# ScriptRunner's A1111 methods (prepare_ui, setup_ui_for_section, setup_ui) call these, and it makes scripts
+# outside_the_page(); modules/scripts.py stays free of gradio.
+scripts.ui_builder = sys.modules[__name__]

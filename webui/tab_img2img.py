@@ -7,7 +7,7 @@ import gradio as gr
 from modules import img2img as engine, shared
 from modules.processing_img2img import INPAINTING_FILL_NAMES, RESIZE_MODES
 from modules.shared import opts
-from webui import extra_networks_ui, generation_controls, job_runner, output_panel
+from webui import extension_ui_helpers, extra_networks_ui, generation_controls, job_runner, output_panel
 from webui.toprow import Toprow
 
 TABNAME = "img2img"
@@ -155,11 +155,12 @@ def create_tab(ctx):
 
 
 def _create_tab(ctx):
-    toprow = Toprow(TABNAME)
+    toprow = Toprow(is_img2img=True, is_compact=shared.opts.compact_prompt_box)
     mode = gr.State(0)
     with extra_networks_ui.beside_generation(TABNAME, ctx):
         with gr.Row(elem_id=f"{TABNAME}_settings_and_output"):
             with gr.Column(scale=1, elem_id=f"{TABNAME}_settings"):
+                toprow.create_inline_toprow_prompts()
                 modes = create_mode_inputs()
                 resize = create_resize_controls()
                 controls = generation_controls.create_sampling_controls(TABNAME, ctx)
@@ -172,6 +173,7 @@ def _create_tab(ctx):
                 seed = generation_controls.create_seed_controls(TABNAME)
                 script_inputs = generation_controls.create_script_controls(TABNAME, is_img2img=True)
             with gr.Column(scale=1, elem_id=f"{TABNAME}_results"):
+                toprow.create_inline_toprow_image()
                 out = output_panel.OutputPanel(TABNAME)
 
     toprow.bind_token_counters(controls.steps)
@@ -180,7 +182,7 @@ def _create_tab(ctx):
         tab.select(fn=lambda i=index: mode_updates(i), inputs=[], outputs=mode_outputs, queue=False)
 
     form = {
-        "prompt": toprow.prompt, "negative_prompt": toprow.negative_prompt, "styles": toprow.styles,
+        "prompt": toprow.prompt, "negative_prompt": toprow.negative_prompt, "styles": toprow.ui_styles.dropdown,
         "sampler_name": controls.sampler, "scheduler": controls.scheduler, "steps": controls.steps,
         "cfg_scale": cfg_scale, "width": resize.width, "height": resize.height,
         "n_iter": batch_count, "batch_size": batch_size,
@@ -229,10 +231,7 @@ def _create_tab(ctx):
 
     def scale_label(mode_index, scale_by, *images):
         image = _current_image(int(mode_index or 0), *images)
-        if image is None:
-            return ""
-        w, h = engine.scaled_size(image, scale_by)
-        return f"<span class='resolution'>resize: from {image.width}x{image.height} to {w}x{h}</span>"
+        return "" if image is None else extension_ui_helpers.resize_from_to_html(image.width, image.height, scale_by)
 
     resize.scale_by.release(fn=scale_label, inputs=[mode, resize.scale_by, *modes.image_inputs], outputs=[resize.scale_label], queue=False)
 

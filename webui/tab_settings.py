@@ -3,7 +3,7 @@ import html
 
 import gradio as gr
 
-from modules import errors, script_callbacks, settings_guard, shared
+from modules import errors, settings_guard, shared
 from modules.shared import opts
 from webui import page_assets
 
@@ -175,7 +175,6 @@ SEARCH_JS = """
 
 
 def create_tab(ctx):
-    script_callbacks.ui_settings_callback()
     opts.reorder()
     keys, components = [], []
     from webui import quicksettings

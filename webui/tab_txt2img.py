@@ -2,6 +2,7 @@
 an API request; the tab shows the job's progress and result."""
 import gradio as gr
 
+from modules import shared
 from webui import extra_networks_ui, generation_controls, job_runner, output_panel
 from webui.toprow import Toprow
 
@@ -17,22 +18,24 @@ def create_tab(ctx):
 
 def _create_tab(ctx):
     tabname = "txt2img"
-    toprow = Toprow(tabname)
+    toprow = Toprow(is_img2img=False, is_compact=shared.opts.compact_prompt_box)
     with extra_networks_ui.beside_generation(tabname, ctx):
         with gr.Row(elem_id=f"{tabname}_settings_and_output"):
             with gr.Column(scale=1, elem_id=f"{tabname}_settings"):
+                toprow.create_inline_toprow_prompts()
                 controls = generation_controls.create_sampling_controls(tabname, ctx)
                 hires = generation_controls.create_hires_controls(tabname, ctx)
                 dims = generation_controls.create_dimension_controls(tabname, ctx)
                 seed = generation_controls.create_seed_controls(tabname)
                 script_inputs = generation_controls.create_script_controls(tabname, is_img2img=False)
             with gr.Column(scale=1, elem_id=f"{tabname}_results"):
+                toprow.create_inline_toprow_image()
                 out = output_panel.OutputPanel(tabname)
 
     toprow.bind_token_counters(controls.steps)
 
     form = {
-        "prompt": toprow.prompt, "negative_prompt": toprow.negative_prompt, "styles": toprow.styles,
+        "prompt": toprow.prompt, "negative_prompt": toprow.negative_prompt, "styles": toprow.ui_styles.dropdown,
         "sampler_name": controls.sampler, "scheduler": controls.scheduler, "steps": controls.steps,
         "cfg_scale": dims.cfg_scale, "width": dims.width, "height": dims.height,
         "n_iter": dims.batch_count, "batch_size": dims.batch_size,

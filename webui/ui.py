@@ -44,23 +44,23 @@ def _trailing_tabs():
 
 def _build_tab(ctx, module_name, title, elem_id):
     module = importlib.import_module(f"webui.{module_name}")
-    with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
+    # The content is built before its tab, as A1111 does (each tab's interface exists when the page is put
+    # together): extensions that hook the making of a tab (mov2mov inserts its tab after img2img's) find it complete.
+    with gr.Column(render=False, elem_id=f"{elem_id}_tab_content") as content:
         try:
             module.create_tab(ctx)
         except Exception:
             errors.report(f"Error building the {title} tab", exc_info=True)
             gr.HTML(f"<div class='error'>The {title} tab could not be built; see the console for details.</div>")
-
-
-def _extension_tabs():
-    return script_callbacks.ui_tabs_callback() or []
+    with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
+        content.render()
 
 
 def create_ui():
-    ctx = UiContext()
-    # Extensions' settings are registered before their tabs are built, as A1111 does (a tab may read its settings).
+    # Extensions' settings exist before any tab is built (as in A1111): their tabs and the quicksettings row read them.
     script_callbacks.ui_settings_callback()
-    extension_tabs = _extension_tabs()
+    ctx = UiContext()
+    extension_tabs = script_callbacks.ui_tabs_callback() or []
     shared.tab_names[:] = [title for _, title, _ in BUILTIN_TABS] + [str(item[1]) for item in extension_tabs if len(item) > 1] \
         + [title for _, title, _ in TRAILING_TABS]
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:

@@ -77,6 +77,19 @@ function selected_gallery_index() {
     return all_gallery_buttons().findIndex((elem) => elem.classList.contains("selected"));
 }
 
+// Swaps a tab's Width and Height sliders (A1111's ⇅ button; mov2mov calls it for its own tab).
+function switchWidthHeight(tabname) {
+    const width = gradioApp().querySelector("#" + tabname + "_width input[type=number]");
+    const height = gradioApp().querySelector("#" + tabname + "_height input[type=number]");
+    if (!width || !height) return [];
+    const previousWidth = width.value;
+    width.value = height.value;
+    height.value = previousWidth;
+    updateInput(width);
+    updateInput(height);
+    return [];
+}
+
 // --------------------------------------------------------------------------------------------- submit and progress
 
 // A1111's tabs send their previous gallery back with every submit; drop it (third argument from the end).
