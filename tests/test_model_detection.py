@@ -143,3 +143,18 @@ def test_schedule_buffers_are_the_files_own(tmp_path):
     loaded = _load(tmp_path / "sched.safetensors")
     for name in model.SCHEDULE_BUFFERS:
         assert torch.equal(getattr(loaded, name).cpu(), sd[name]), name
+
+
+def test_latent_scale_factors_are_written_only_in_the_family_table():
+    """Every other place reads them from modules.model_families (the model classes' defaults included)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = []
+    for folder in ("modules", "ldm", "sgm", "scripts", "webui"):
+        for directory, _, files in os.walk(os.path.join(root, folder)):
+            for name in files:
+                path = os.path.join(directory, name)
+                if name.endswith(".py") and path != model_families.__file__:
+                    with open(path, encoding="utf8") as file:
+                        text = file.read()
+                    found += [f"{os.path.relpath(path, root)}: {c}" for c in ("0.18215", "0.13025") if c in text]
+    assert found == []
