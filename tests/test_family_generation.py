@@ -61,7 +61,7 @@ def a_picture(result, size=(64, 64)):
 def test_txt2img_hires_and_img2img(checkpoints, family):
     model = load(checkpoints(family))
     assert model.family.name == family
-    assert a_picture(txt2img(model))
+    assert a_picture(txt2img(model, prompt="a (red:1.2) circle AND a [square:triangle:0.5] BREAK on grey"))
     hires = txt2img(model, enable_hr=True, hr_scale=1.5, hr_upscaler="Latent", denoising_strength=0.6, hr_second_pass_steps=2)
     assert a_picture(hires, (96, 96)) and "Hires upscale: 1.5" in hires.infotexts[0]
     assert a_picture(img2img(model))
@@ -90,7 +90,9 @@ def test_instruct_pix2pix_models_edit_the_init_image(checkpoints, family):
     assert a_picture(txt2img(model))
 
 
-def test_sdxl_vector_follows_the_size_crop_and_empty_negative_prompt(checkpoints):
+def test_sdxl_conditioning_vector_prompt_language_and_names(checkpoints, monkeypatch):
+    """The vector follows the size, the crop and an empty negative prompt; the prompt language reaches both text
+    encoders; the names extensions use are A1111's."""
     model = load(checkpoints("sdxl"))
     e = model.conditioner.embedders[2].outdim
     # the names extensions use, as in A1111 (the original sgm classes, the wrapped embedders, the family flags)
@@ -126,6 +128,29 @@ def test_sdxl_vector_follows_the_size_crop_and_empty_negative_prompt(checkpoints
     assert not empty_negative["crossattn"].any() and not empty_negative["vector"][:, :pooled].any()
     assert torch.allclose(empty_negative["vector"][:, pooled:], sizes, atol=1e-6)
     assert empty_prompt["crossattn"].abs().sum() > 0
+
+    # emphasis, editing and BREAK act in CLIP-L's and bigG's columns of the cross-attention states; CLIP skip moves
+    # CLIP-L's layer only with the "Clip skip SDXL" setting (A1111: bigG always uses its penultimate layer)
+    from modules import latent_codec, model_families
+    clip_l = model.model_config.text_encoders[0].width
+
+    def states(prompt, clip_skip=1, clip_l_skip=False):
+        monkeypatch.setitem(shared.opts.data, "CLIP_stop_at_last_layers", clip_skip)
+        monkeypatch.setitem(shared.opts.data, "sdxl_clip_l_skip", clip_l_skip)
+        with torch.inference_mode():
+            c = model.get_learned_conditioning(prompt_parser.SdConditioning([prompt], width=64, height=64))["crossattn"]
+        return c[..., :clip_l], c[..., clip_l:]
+
+    plain_l, plain_g = states("a photo of a cat")
+    for changed in (states("a photo of a (cat:1.5)"), states("a photo of a [cat]")):
+        assert not torch.allclose(changed[0], plain_l) and not torch.allclose(changed[1], plain_g)
+    assert plain_l.shape[1] == 77 and states("a photo BREAK of a cat")[0].shape[1] == 154
+    assert all(torch.equal(a, b) for a, b in zip(states("a photo of a cat", clip_skip=3), (plain_l, plain_g)))
+    assert all(torch.equal(a, b) for a, b in zip(states("a photo of a cat", 2, clip_l_skip=True), (plain_l, plain_g)))
+    skipped_l, skipped_g = states("a photo of a cat", 3, clip_l_skip=True)
+    assert not torch.allclose(skipped_l, plain_l) and torch.equal(skipped_g, plain_g)
+    # live previews use SDXL's latent factors and TAESD decoder
+    assert latent_codec.latent_format_of(model) is model_families.SDXL_LATENT
 
 
 def test_refiner_switches_models_at_the_fraction(checkpoints, monkeypatch):
