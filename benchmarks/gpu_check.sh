@@ -60,7 +60,7 @@ fi
 
 # ---- benchmarks ------------------------------------------------------------------------------------------------------
 if [ "$MODE" = cuda ]; then
-    say "pipeline benchmark (demo, SD1.5, SDXL eager; SD1.5 and SDXL --compile; SDXL --medvram, --lowvram)"
+    say "pipeline benchmark (demo, SD1.5, SDXL eager; SD1.5 and SDXL --compile; SDXL --medvram-sdxl, --lowvram)"
     timeout 420 "$PY" benchmarks/benchmark_pipeline.py --device cuda --models demo,sd15,sdxl --warmup 1 --repeats 3 \
         --compile sd15,sdxl --memory-modes sdxl --json "$OUT/pipeline.json" > "$OUT/pipeline.txt" 2>&1
 else
