@@ -19,8 +19,10 @@ def random_checkpoint(name):
     from tests import checkpoint_factory as factory
     if name == "sd15":
         sd = factory.sd15_state_dict(seed=0, dtype=torch.float16)
-    else:
+    elif name in factory.FULL_FAMILY:
         sd = factory.full_size_state_dict(name, seed=0, dtype=torch.float16)
+    else:
+        raise ValueError(f"no random checkpoint called {name!r}: sd15 or one of {', '.join(factory.FULL_FAMILY)}")
     print(f"writing a random {name} checkpoint to {path} (once)", file=sys.stderr, flush=True)
     from modules.safetensors_stream import save_file_streamed  # tensor by tensor: no second copy of a 7 GB dict
     save_file_streamed(sd, path + ".tmp.safetensors", metadata={"format": "pt"})
