@@ -144,14 +144,15 @@ def test_the_demo_lora_card_puts_its_tag_in_the_prompt_and_generate_uses_it(page
     expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"demo-shapes|other"), timeout=60000)
     prompt = page.locator("#txt2img_prompt textarea")
     prompt.fill("a large star in the centre on a black background")
+    for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 4)):
+        set_number(page, elem_id, value)
     open_tab(page, "txt2img", "Lora")
     card = page.locator("#txt2img_lora_cards .card[data-name=demo-turquoise]")
     expect(card.locator("img.preview")).to_have_attribute("src", re.compile(r"demo-turquoise\.preview\.png"), timeout=60000)
     card.click()  # the default multiplier (1) and the card's activation text
     expect(prompt).to_have_value("a large star in the centre on a black background <lora:demo-turquoise:1> turquoise")
-    for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 4)):
-        set_number(page, elem_id, value)
-    page.locator("#txt2img_generate").click()
+    page.locator("#txt2img_generate").click()  # the Generate button is above the tabs
+    open_tab(page, "txt2img", "Generation")  # the results are in the Generation tab, as in A1111
     info = page.locator("#html_info_txt2img")
     info.get_by_text("Lora hashes").wait_for(timeout=120000)
     assert re.search(r'Lora hashes: "demo-turquoise: [0-9a-f]{12}"', info.inner_text()), info.inner_text()
