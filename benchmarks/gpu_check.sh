@@ -11,8 +11,8 @@
 #   GPU_CHECK_SKIP_INSTALL=1 VENV_DIR=... bash benchmarks/gpu_check.sh   # install nothing
 #
 # Without CUDA it says "no CUDA: CPU parts only" and still runs everything the CPU can: the CPU tests of these paths,
-# the CUDA tests' collection (they skip), and the benchmark on the demo model and a tiny SDXL checkpoint (add SD1.5 with GPU_CHECK_CPU_SD15=1,
-# and the 2 GB load-memory check with GPU_CHECK_LOAD=1; both need ~9 GB of RAM).
+# the CUDA tests' collection (they skip), and the benchmark on the demo model and on a tiny SDXL checkpoint (add SD1.5
+# with GPU_CHECK_CPU_SD15=1, and the 2 GB load-memory check with GPU_CHECK_LOAD=1; both need ~9 GB of RAM).
 # Outputs land in $GPU_CHECK_OUT (default: a temp folder): the pytest log and XML, the benchmark tables and JSON.
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
