@@ -15,7 +15,7 @@ def random_checkpoint(name):
         return path
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)
-    os.environ.setdefault("SD_WEBUI_TEST_ARGV", "")  # the engine's flags are not the benchmark's command line
+    os.environ.setdefault("SD_WEBUI_TEST_ARGV", "--no-hashing")  # the engine's flags are not the benchmark's command line
     import torch
     from tests import checkpoint_factory as factory
     if name == "sd15":

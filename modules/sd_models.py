@@ -486,11 +486,13 @@ def _fire_model_loaded(model):
 
 
 def unload_model_weights(sd_model=None, info=None):
-    """Drop the loaded model (and its memory)."""
+    """Drop the loaded model and free its weights now, on the meta device (A1111's send_model_to_trash): a job that
+    switched to its refiner still holds the base, which would otherwise stay in memory beside the refiner."""
     model = sd_model or shared.sd_model
     if model is not None:
         _undo_hijack(model)
         loaded_models.forget(model)
+        model.to(device="meta")
     lowvram.send_everything_to_cpu()  # forget the old model's visiting part
     shared.sd_model = None
     gc.collect()

@@ -168,9 +168,10 @@ def test_refiner_switches_models_at_the_fraction(checkpoints, monkeypatch):
     assert a_picture(swapped)
     info = infotext_utils.parse_generation_parameters(swapped.infotexts[0])
     assert info["Refiner"] == refiner_info.short_title and float(info["Refiner switch at"]) == 0.5
-    # the selected checkpoint is current again once the job is done
+    # the selected checkpoint is current again once the job is done; the swapped-out base's weights were freed when
+    # the refiner loaded, though the job still held it
     assert shared.sd_model.sd_checkpoint_info.filename == base.sd_checkpoint_info.filename
-    assert loaded_models.find(refiner_info) is None
+    assert loaded_models.find(refiner_info) is None and all(t.is_meta for t in base.parameters())
     unused = txt2img(shared.sd_model, steps=4, refiner_checkpoint=refiner_info.title, refiner_switch_at=1.0)
     assert "Refiner" not in infotext_utils.parse_generation_parameters(unused.infotexts[0])
 
