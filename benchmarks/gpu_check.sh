@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# One check of the GPU paths (issue #22): sets up a fresh CUDA machine, runs the CUDA tests and the pipeline benchmark,
-# and prints one table (each test; each target against the figures). About 8 minutes on an H100.
+# One check of the GPU paths (issue #22): sets up a fresh CUDA machine, runs the CUDA tests (tests/test_cuda_paths.py:
+# txt2img, img2img, inpainting, hires fix, SDXL with its refiner, LoRA, every precision flag, --medvram, --medvram-sdxl,
+# --lowvram, automatic placement, the NaN check and fp32 VAE retry, tiled VAE, --compile, the GPU/NV noise against the
+# reference vectors) and the pipeline benchmark (demo, SD1.5, SDXL; --compile; SDXL's memory modes), and prints one
+# table (each test; each target against the figures). About 8 minutes on an H100.
 #
 #   bash benchmarks/gpu_check.sh                 # on a fresh machine: creates ./venv, installs torch (TORCH_COMMAND)
 #                                                # and the project with its test extras, then checks
@@ -60,7 +63,7 @@ fi
 
 # ---- benchmarks ------------------------------------------------------------------------------------------------------
 if [ "$MODE" = cuda ]; then
-    say "pipeline benchmark (demo, SD1.5, SDXL eager; SD1.5 and SDXL --compile; SDXL --medvram, --lowvram)"
+    say "pipeline benchmark (demo, SD1.5, SDXL eager; SD1.5 and SDXL --compile; SDXL --medvram-sdxl, --lowvram)"
     timeout 420 "$PY" benchmarks/benchmark_pipeline.py --device cuda --models demo,sd15,sdxl --warmup 1 --repeats 3 \
         --compile sd15,sdxl --memory-modes sdxl --json "$OUT/pipeline.json" > "$OUT/pipeline.txt" 2>&1
 else

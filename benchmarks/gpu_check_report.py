@@ -70,11 +70,11 @@ def target_rows(pipeline, on_gpu):
                 got, ok = f"{compiled['its']:.1f} it/s", compiled["its"] >= value
                 target = f">= {value} it/s"
             rows.append((f"{label} with --compile", target if on_gpu else "(GPU target)", got, ok if on_gpu else None))
-        for mode, limit in (("ours --medvram", 6), ("ours --lowvram", 4)):
+        for mode, limit in (("ours --medvram-sdxl", 6), ("ours --lowvram", 4)):
             m = r.get(mode)
             if m is not None and name == "sdxl":
                 rows.append((f"{label} {mode.split()[-1]} peak VRAM", f"< {limit} GiB", f"{m['peak'] / GIB:.2f} GiB", m["peak"] < limit * GIB))
-                if mode == "ours --medvram":
+                if mode == "ours --medvram-sdxl":
                     speed = ours["s_per_image"] / m["s_per_image"]
                     rows.append((f"{label} --medvram speed vs normal", ">= 50%", f"{speed:.0%}", speed >= 0.5))
 

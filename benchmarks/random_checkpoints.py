@@ -8,8 +8,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def random_checkpoint(name):
-    """The path of a random fp16 checkpoint for `name` ("sd15", "sdxl"); raises NotImplementedError for a family
-    the engine does not have yet."""
+    """The path of a random fp16 checkpoint for `name` ("sd15", "sdxl")."""
     path = os.path.join(tempfile.gettempdir(), f"sdwebui-bench-{name}-fp16.safetensors")
     if os.path.exists(path):
         return path
@@ -19,10 +18,10 @@ def random_checkpoint(name):
     from tests import checkpoint_factory as factory
     if name == "sd15":
         sd = factory.sd15_state_dict(seed=0, dtype=torch.float16)
-    elif hasattr(factory, "sdxl_state_dict"):  # the SDXL family's test factory, once SDXL is on main
+    elif name == "sdxl":
         sd = factory.sdxl_state_dict(seed=0, dtype=torch.float16)
     else:
-        raise NotImplementedError("SDXL not on main yet")
+        raise ValueError(f"no random checkpoint called {name!r}: sd15 or sdxl")
     print(f"writing a random {name} checkpoint to {path} (once)", file=sys.stderr, flush=True)
     factory.save_state_dict(sd, path + ".tmp.safetensors")
     os.replace(path + ".tmp.safetensors", path)
