@@ -40,10 +40,6 @@ def weights_by_checkpoint_key(model):
     return {k.replace(".wrapped", ""): v for k, v in model.state_dict().items()}
 
 
-def unet_only(layer_id):
-    return not network_factory.is_text_encoder_layer(layer_id)
-
-
 HIRES = dict(enable_hr=True, hr_scale=1.5, hr_upscaler="Latent", denoising_strength=0.6, hr_second_pass_steps=2)
 XL_CHANGES = [("xlldm", 0.7, 1.3), ("xldiff", 0.5, -0.4)]
 XL_TAGS = "<lora:xlldm:0.7:1.3> <lora:xldiff:te=0.5:unet=-0.4>"
