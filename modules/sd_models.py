@@ -196,7 +196,7 @@ def is_builtin_demo(filename) -> bool:
 
 def native_size(checkpoint_info, model=None):
     """(width, height) the checkpoint was made for: its `modelspec.resolution` metadata ("1024x1024"), else the loaded
-    model's family default (SD2-v 768, SDXL 1024, ...), else the family its keys show, else 512."""
+    model's family default (SD2-v 768, SDXL 1024, ...), else the family its keys show, else SD1's."""
     resolution = str((checkpoint_info.metadata or {}).get("modelspec.resolution", "")) if checkpoint_info else ""
     parts = resolution.lower().split("x")
     if len(parts) == 2 and all(part.strip().isdigit() for part in parts):
@@ -204,7 +204,7 @@ def native_size(checkpoint_info, model=None):
     if model is not None:
         return model.default_size, model.default_size
     family = model_families.family_of_keys(read_safetensors_keys(checkpoint_info.filename)) if checkpoint_info and checkpoint_info.is_safetensors else None
-    size = family.default_size if family is not None else 512
+    size = (family or model_families.SD1).default_size  # a file of unknown family loads as SD1 does
     return size, size
 
 

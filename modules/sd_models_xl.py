@@ -18,7 +18,7 @@ process_texts = GeneralConditioner.process_texts
 get_target_prompt_token_count = GeneralConditioner.get_target_prompt_token_count
 
 
-def conditioning_inputs(batch, width=1024, height=1024, is_negative_prompt=False):
+def conditioning_inputs(batch, width, height, is_negative_prompt=False):
     """The conditioner's batch: prompts under "txt", and each size/crop/score entry repeated per prompt."""
     aesthetic_score = opts.sdxl_refiner_low_aesthetic_score if is_negative_prompt else opts.sdxl_refiner_high_aesthetic_score
     device_args = dict(device=devices.device, dtype=devices.dtype)
@@ -36,8 +36,8 @@ def get_learned_conditioning(self, batch):
     """{"crossattn", "vector"} for a batch of prompts (prompt_parser.SdConditioning carries width/height/negative)."""
     for embedder in self.conditioner.embedders:
         embedder.ucg_rate = 0.0
-    width = getattr(batch, "width", 1024) or 1024
-    height = getattr(batch, "height", 1024) or 1024
+    width = getattr(batch, "width", None) or self.default_size  # a plain list of prompts: the family's size
+    height = getattr(batch, "height", None) or self.default_size
     is_negative_prompt = getattr(batch, "is_negative_prompt", False)
     inputs = conditioning_inputs(batch, width, height, is_negative_prompt)
     force_zero_negative_prompt = is_negative_prompt and all(x == "" for x in batch)

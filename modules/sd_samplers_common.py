@@ -145,12 +145,12 @@ def apply_refiner(cfg_denoiser, sigma=None):
         if refiner_pass != "second pass":
             p.extra_generation_params['Hires refiner'] = refiner_pass
 
-    p.extra_generation_params['Refiner'] = getattr(refiner_checkpoint_info, "short_title", str(refiner_checkpoint_info))
-    p.extra_generation_params['Refiner switch at'] = refiner_switch_at
-
     started = time.perf_counter()
     sd_models.reload_model_weights(info=refiner_checkpoint_info)
     print(f"Switched to refiner {refiner_checkpoint_info.short_title} in {time.perf_counter() - started:.1f}s")
+    # written after the load, which hashes a file used for the first time: its short title then has the hash
+    p.extra_generation_params['Refiner'] = getattr(refiner_checkpoint_info, "short_title", str(refiner_checkpoint_info))
+    p.extra_generation_params['Refiner switch at'] = refiner_switch_at
     cfg_denoiser.sampler.model = shared.sd_model
     p.sd_model = shared.sd_model  # the rest of the job (conditioning, decoding) uses the refiner, as in A1111
 

@@ -9,8 +9,12 @@ from modules.ui_components import InputAccordion
 
 
 def lookup_checkpoint(title):
+    """The dropdown showing the infotext's refiner; its choices are refreshed, since a checkpoint hashed since the
+    page was built has a longer title now ("name [hash]")."""
     info = sd_models.get_closet_checkpoint_match(title)
-    return None if info is None else info.title
+    if info is None:
+        return None
+    return gr.update(choices=sd_models.checkpoint_tiles(), value=info.title)
 
 
 class ScriptRefiner(scripts.Script):

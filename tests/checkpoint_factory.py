@@ -263,8 +263,3 @@ def full_size_state_dict(family_name, seed=0, dtype=torch.float16):
     finally:
         torch.set_default_dtype(default)
     return model_state_dict(model, dtype=dtype, with_schedule=not config.family.is_sdxl)
-
-
-def sdxl_state_dict(seed=0, dtype=torch.float16):
-    """SDXL base at full widths, random weights (benchmarks/random_checkpoints.py)."""
-    return full_size_state_dict("sdxl", seed=seed, dtype=dtype)

@@ -1,5 +1,5 @@
 """SDXL in a real browser: picking an SDXL checkpoint sets 1024x1024 and generates; the Refiner accordion switches to
-the refiner at the fraction given, and the infotext says so."""
+the refiner at the fraction given, and the infotext says so; img2img's Refiner accordion takes it from the infotext."""
 import re
 
 import pytest
@@ -26,7 +26,8 @@ def test_sdxl_checkpoint_sets_its_size_and_the_refiner_switches(tmp_path):
 
         pick_option(page, "setting_sd_model_checkpoint", "xl-base")
         expect(page.locator("#sd_checkpoint_status")).to_contain_text("Loaded xl-base", timeout=120000)
-        for tab in ("txt2img", "img2img"):
+        for tab in ("img2img", "txt2img"):  # a tab's controls are drawn once it is shown
+            page.get_by_role("tab", name=tab, exact=True).click()
             expect(page.locator(f"#{tab}_width input[type=number]")).to_have_value("1024", timeout=30000)
             expect(page.locator(f"#{tab}_height input[type=number]")).to_have_value("1024")
 
@@ -51,4 +52,8 @@ def test_sdxl_checkpoint_sets_its_size_and_the_refiner_switches(tmp_path):
         assert "Refiner: xl-refiner" in text and "Size: 64x64" in text and "Model: xl-base" in text
         # after the job the selected checkpoint is the base again
         expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^xl-base"))
+        # img2img has the same accordion; sending the picture there pastes the infotext's refiner and fraction into it
+        page.locator("#txt2img_send_to_img2img").click()
+        expect(page.locator("#script_img2img_refiner_checkpoint input")).to_have_value(re.compile(r"^xl-refiner"), timeout=30000)
+        expect(page.locator("#script_img2img_refiner_switch_at input[type=number]")).to_have_value("0.5")
         browser.close()

@@ -102,11 +102,13 @@ def test_sdxl_marker_keys_and_yaml_decide_v_prediction(tmp_path):
     path, _ = factory.make_family_checkpoint(tmp_path / "xl-v.safetensors", "sdxl", markers=("v_pred", "ztsnr"))
     model = _load(path)
     assert model.parameterization == "v" and model.ztsnr and model.model_config.parameterization_source == "marker key"
+    # the loader builds the model with the detected parameterization (above): detecting is enough from here
     plain, config = factory.make_family_checkpoint(tmp_path / "xl.safetensors", "sdxl")
-    assert _load(plain).parameterization == "eps"
+    info = sd_models.CheckpointInfo(str(plain))
+    assert sd_models.detect_model_config(sd_models.read_state_dict(str(plain)), info).parameterization == "eps"
     config.parameterization = "v"
     (tmp_path / "xl.yaml").write_text(factory.family_yaml(config))
-    assert _load(plain).parameterization == "v"
+    assert sd_models.detect_model_config(sd_models.read_state_dict(str(plain)), info).parameterization == "v"
 
 
 def test_zero_terminal_snr_from_the_marker_key_or_the_setting(tmp_path):
@@ -143,3 +145,18 @@ def test_schedule_buffers_are_the_files_own(tmp_path):
     loaded = _load(tmp_path / "sched.safetensors")
     for name in model.SCHEDULE_BUFFERS:
         assert torch.equal(getattr(loaded, name).cpu(), sd[name]), name
+
+
+def test_latent_scale_factors_are_written_only_in_the_family_table():
+    """Every other place reads them from modules.model_families (the model classes' defaults included)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = []
+    for folder in ("modules", "ldm", "sgm", "scripts", "webui"):
+        for directory, _, files in os.walk(os.path.join(root, folder)):
+            for name in files:
+                path = os.path.join(directory, name)
+                if name.endswith(".py") and path != model_families.__file__:
+                    with open(path, encoding="utf8") as file:
+                        text = file.read()
+                    found += [f"{os.path.relpath(path, root)}: {c}" for c in ("0.18215", "0.13025") if c in text]
+    assert found == []

@@ -154,9 +154,10 @@ def bind_paste(toprow, out, form, seed, hires, tabname):
     """↙️: infotext in the prompt box (or the last generation's params.txt) fills the form, as A1111."""
     from webui import infotext_apply
     targets = infotext_apply.paste_targets(form, seed, hires)
-    components = [c for _, c in targets]
+    runner = scripts.scripts_img2img if tabname == "img2img" else scripts.scripts_txt2img
+    components = [c for _, c in targets] + infotext_apply.script_components(runner)
 
     def paste(prompt_text):
-        return infotext_apply.apply_infotext(prompt_text, targets)
+        return infotext_apply.apply_infotext(prompt_text, targets, runner)
 
     toprow.paste.click(fn=paste, inputs=[toprow.prompt], outputs=components, queue=False)

@@ -7,12 +7,11 @@ from modules import sd_models, shared
 
 
 def current_native_size():
-    """The native (width, height) of the loaded checkpoint, else of the selected one; (512, 512) when unknown."""
+    """The native (width, height) of the loaded checkpoint, else of the selected one (SD1's when there is none)."""
     model = shared.sd_model
     if model is not None:
         return sd_models.native_size(model.sd_checkpoint_info, model)
-    info = sd_models.select_checkpoint()
-    return sd_models.native_size(info) if info is not None else (512, 512)
+    return sd_models.native_size(sd_models.select_checkpoint())
 
 
 def size_updates(previous):

@@ -29,8 +29,9 @@ class OpenAIWrapper(nn.Module):
 
 
 class DiffusionEngine(DiffusionModelBase):
-    def __init__(self, network_config=None, first_stage_config=None, conditioner=None, scale_factor=0.13025,
-                 parameterization="eps", unet=None, first_stage_model=None, **ignored):
+    def __init__(self, network_config=None, first_stage_config=None, conditioner=None,
+                 scale_factor=model_families.SDXL.latent.scale_factor, parameterization="eps", unet=None,
+                 first_stage_model=None, **ignored):
         super().__init__(scale_factor=scale_factor, parameterization=parameterization)
         self.model = OpenAIWrapper(unet if unet is not None else UNetModel(**network_config))
         self.first_stage_model = first_stage_model if first_stage_model is not None else AutoencoderKL(**first_stage_config)

@@ -62,8 +62,8 @@ class DiffusionModelBase(nn.Module):
                         "sqrt_recipm1_alphas_cumprod", "posterior_variance", "posterior_log_variance_clipped",
                         "posterior_mean_coef1", "posterior_mean_coef2")
 
-    def __init__(self, scale_factor=0.18215, timesteps=1000, linear_start=0.00085, linear_end=0.0120,
-                 beta_schedule="linear", parameterization="eps"):
+    def __init__(self, scale_factor=model_families.SD1.latent.scale_factor, timesteps=1000, linear_start=0.00085,
+                 linear_end=0.0120, beta_schedule="linear", parameterization="eps"):
         super().__init__()
         self.parameterization = parameterization
         self.scale_factor = scale_factor
@@ -184,8 +184,8 @@ class LatentDiffusion(DiffusionModelBase):
     """SD1/SD2 latent diffusion: `apply_model` runs the UNet on latents; the VAE maps images <-> latents."""
 
     def __init__(self, unet_config=None, first_stage_config=None, cond_stage_config=None, conditioning_key="crossattn",
-                 scale_factor=0.18215, timesteps=1000, linear_start=0.00085, linear_end=0.0120,
-                 beta_schedule="linear", parameterization="eps", cond_stage_key="txt", first_stage_key="jpg",
+                 scale_factor=model_families.SD1.latent.scale_factor, timesteps=1000, linear_start=0.00085,
+                 linear_end=0.0120, beta_schedule="linear", parameterization="eps", cond_stage_key="txt", first_stage_key="jpg",
                  unet=None, first_stage_model=None, cond_stage_model=None, **ignored):
         super().__init__(scale_factor=scale_factor, timesteps=timesteps, linear_start=linear_start,
                          linear_end=linear_end, beta_schedule=beta_schedule, parameterization=parameterization)
