@@ -75,8 +75,8 @@ else
     # SDXL at its real widths needs ~20 GB of RAM on the CPU: its code path (diffusers' SDXL pipeline beside ours) runs
     # on a tiny SDXL checkpoint instead
     say "pipeline benchmark on the CPU: a tiny SDXL checkpoint (random weights)"
-    "$PY" -c "import sys; from tests import checkpoint_factory as f; f.make_family_checkpoint(sys.argv[1], 'sdxl')" \
-        "$OUT/tiny-sdxl.safetensors" > /dev/null 2>&1
+    TINY_SDXL="$OUT/tiny-sdxl.safetensors" "$PY" -c "import os; from tests import checkpoint_factory as f
+f.make_family_checkpoint(os.environ['TINY_SDXL'], 'sdxl')" > "$OUT/tiny-sdxl.log" 2>&1 || tail -5 "$OUT/tiny-sdxl.log"
     timeout 600 "$PY" benchmarks/benchmark_pipeline.py --device cpu --file "$OUT/tiny-sdxl.safetensors" --side 64 \
         --steps 4 --warmup 1 --repeats 2 > "$OUT/pipeline-tiny-sdxl.txt" 2>&1
     grep '^|' "$OUT/pipeline-tiny-sdxl.txt" || tail -20 "$OUT/pipeline-tiny-sdxl.txt"

@@ -35,6 +35,20 @@ def tiny_checkpoint_path(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def family_checkpoints(tmp_path_factory):
+    """get(family, variant="base") -> path of a tiny checkpoint of that family (with its yaml), made once a session."""
+    from tests.checkpoint_factory import make_family_checkpoint
+    folder = tmp_path_factory.mktemp("families")
+    made = {}
+
+    def get(family, variant="base"):
+        if (family, variant) not in made:
+            made[family, variant], _ = make_family_checkpoint(folder / f"{family}-{variant}.safetensors", family, variant=variant)
+        return str(made[family, variant])
+    return get
+
+
 @pytest.fixture
 def tiny_model(tiny_checkpoint_path):
     """`shared.sd_model` loaded from the session's tiny checkpoint (reloaded only if another model replaced it)."""

@@ -1,34 +1,82 @@
-"""LoRA files for tests, in the key layouts real trainers write, built against a (tiny) model's own layers.
+"""LoRA and LyCORIS files for tests, in the key layouts real trainers write, built against a (tiny) model's own
+layers, for every family (SD1, SD2's OpenCLIP ViT-H, SDXL's CLIP-L + OpenCLIP bigG).
 
-    lora_weights(model, rank=4, seed=0)                  # {layer: (down, up, alpha)} for every Linear/Conv2d
-    save_lora(path, weights, naming="kohya")             # kohya keys, diffusers block names (SD1 files)
-    save_lora(path, weights, naming="kohya-ldm")         # kohya keys, original ldm names (SDXL files)
-    save_lora(path, weights, naming="peft")              # diffusers/PEFT keys: unet.*.lora_A.weight, no alpha
+    lora_weights(model, rank=4, seed=0)                  # {layer id: (down, up, alpha)} for every Linear/Conv2d
+    loha_weights(model, rank=4, seed=0)                  # {layer id: {"hada_w1_a": ..., "alpha": ...}} (LyCORIS LoHa)
+    lokr_weights(model, seed=0)                          # {layer id: {"lokr_w1": ..., "lokr_w2": ...}} (LyCORIS LoKr)
+    save_lora(path, model, weights, naming="kohya")      # kohya keys, diffusers block names (SD1/SD2 files)
+    save_lora(path, model, weights, naming="kohya-ldm")  # kohya keys, original ldm names (SDXL files)
+    save_lora(path, model, weights, naming="peft")       # diffusers/PEFT keys: unet.*.lora_A.weight, no alpha
     baked_state_dict(checkpoint_sd, [(weights, te_mult, unet_mult)])   # the checkpoint with the changes added
+
+A layer id is the layer's checkpoint key without ".weight"; a third of an OpenCLIP attention's packed q/k/v is
+"<...>.attn.in_proj_weight#0" (#1, #2 for k, v). Text encoder keys use transformers' CLIP names, as kohya writes
+them for OpenCLIP encoders too ("lora_te2_text_model_encoder_layers_0_self_attn_q_proj").
 
 The diffusers names come from diffusers' own checkpoint converter (not from the engine under test), so a wrong
 block-name table in the engine cannot agree with the files by construction.
 """
 import json
 import os
+import re
 
 import torch
 
 UNET_PREFIX = "model.diffusion_model."
-TE_PREFIX = "cond_stage_model.transformer."   # + "text_model.encoder.layers.0.self_attn.q_proj"
+TE_PREFIX = "cond_stage_model.transformer."   # SD1's: + "text_model.encoder.layers.0.self_attn.q_proj"
+
+# The text encoders trainers write keys for: (module path in the model, kohya prefix, PEFT root, kind).
+# The SDXL refiner's lone bigG (conditioner.embedders.0.model) is none of these: no trainer names it.
+TEXT_ENCODERS = [
+    ("cond_stage_model.transformer", "lora_te_", "text_encoder", "clip"),                        # SD1: CLIP ViT-L
+    ("cond_stage_model.model.transformer", "lora_te_", "text_encoder", "open_clip"),             # SD2: OpenCLIP ViT-H
+    ("conditioner.embedders.0.transformer", "lora_te1_", "text_encoder", "clip"),                # SDXL: CLIP ViT-L
+    ("conditioner.embedders.1.model.transformer", "lora_te2_", "text_encoder_2", "open_clip"),   # SDXL: OpenCLIP bigG
+]
+# OpenCLIP block part -> the transformers CLIP name trainers write for it; q/k/v are thirds of attn.in_proj_weight
+OPENCLIP_TO_TRANSFORMERS = {"attn.out_proj": "self_attn.out_proj", "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}
+QKV = ("q", "k", "v")
+
+
+class PackedThird:
+    """q, k or v: a third of an OpenCLIP attention's in_proj_weight, the weight a q_proj/k_proj/v_proj key changes."""
+
+    def __init__(self, in_proj_weight, index):
+        width = in_proj_weight.shape[0] // 3
+        self.weight = in_proj_weight[index * width:(index + 1) * width]
+
+
+def text_encoders(model):
+    """[(checkpoint key prefix, kohya prefix, PEFT root, kind, module)] of the text encoders trainers address in `model`."""
+    found = []
+    for path, kohya, peft, kind in TEXT_ENCODERS:
+        try:
+            module = model.get_submodule(path)
+        except AttributeError:
+            continue
+        found.append((path + ".", kohya, peft, kind, module))
+    return found
 
 
 def te_and_unet_layers(model):
-    """{checkpoint key prefix of the layer (without .weight): module} for the Linear/Conv2d layers of the text
-    encoder and the UNet of a model as built by tests.checkpoint_factory (not hijacked)."""
+    """{layer id: module with .weight} for the Linear/Conv2d layers (and OpenCLIP q/k/v thirds) of the text
+    encoder(s) and the UNet of a model as built by tests.checkpoint_factory (not hijacked)."""
     layers = {}
-    for path, module in model.cond_stage_model.transformer.named_modules():
-        if isinstance(module, torch.nn.Linear):
-            layers[TE_PREFIX + path] = module
+    for prefix, _, _, kind, encoder in text_encoders(model):
+        for path, module in encoder.named_modules():
+            if isinstance(module, torch.nn.Linear):
+                layers[prefix + path] = module
+            elif kind == "open_clip" and isinstance(module, torch.nn.MultiheadAttention):
+                for i in range(3):
+                    layers[f"{prefix}{path}.in_proj_weight#{i}"] = PackedThird(module.in_proj_weight, i)
     for path, module in model.model.diffusion_model.named_modules():
         if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
             layers[UNET_PREFIX + path] = module
     return layers
+
+
+def is_text_encoder_layer(layer_id):
+    return not layer_id.startswith(UNET_PREFIX)
 
 
 def diffusers_unet_names(model):
@@ -37,7 +85,10 @@ def diffusers_unet_names(model):
     unet = model.model.diffusion_model
     keys = [UNET_PREFIX + k for k in unet.state_dict()]
     numbered = {k: torch.tensor([float(i)]) for i, k in enumerate(keys)}
-    converted = convert_ldm_unet_checkpoint(numbered, {"layers_per_block": unet.num_res_blocks[0], "num_class_embeds": None})
+    config = {"layers_per_block": unet.num_res_blocks[0], "num_class_embeds": None}
+    if hasattr(unet, "label_emb"):  # SDXL's size/pooled-text vector: diffusers' add_embedding
+        config["addition_embed_type"] = "text_time"
+    converted = convert_ldm_unet_checkpoint(numbered, config)
     names = {}
     for diffusers_key, value in converted.items():
         ldm_key = keys[int(value.item())][len(UNET_PREFIX):]
@@ -47,25 +98,59 @@ def diffusers_unet_names(model):
     return names
 
 
-def lora_weights(model, rank=4, alpha=2.0, seed=0, scale=0.3, select=None, conv_kernels=True):
-    """{checkpoint layer prefix: (down, up, alpha)} with random factors; `select(prefix)` filters layers.
-    Conv layers get LoCon factors: down [r, in, kh, kw] (kernel sized) and up [out, r, 1, 1]."""
+def _factor_pair(n):
+    """(a, n // a) with a the smallest divisor of n above 1 (LoKr's split of a dimension)."""
+    a = next((d for d in range(2, n + 1) if n % d == 0), 1)
+    return a, n // a
+
+
+def _random_layers(model, select, seed):
     generator = torch.Generator().manual_seed(seed)
+    for layer_id, module in te_and_unet_layers(model).items():
+        if select is None or select(layer_id):
+            yield layer_id, module.weight.shape, generator
+
+
+def lora_weights(model, rank=4, alpha=2.0, seed=0, scale=0.3, select=None, conv_kernels=True):
+    """{layer id: (down, up, alpha)} with random factors; `select(layer_id)` filters layers.
+    Conv layers get LoCon factors: down [r, in, kh, kw] (kernel sized) and up [out, r, 1, 1]."""
     weights = {}
-    for prefix, module in te_and_unet_layers(model).items():
-        if select is not None and not select(prefix):
-            continue
-        w = module.weight
-        out_dim, in_dim = w.shape[0], w.shape[1]
+    for layer_id, shape, generator in _random_layers(model, select, seed):
+        out_dim, in_dim = shape[0], shape[1]
         r = min(rank, out_dim, in_dim)
-        if w.dim() == 4:
-            kernel = tuple(w.shape[2:]) if conv_kernels else (1, 1)
+        if len(shape) == 4:
+            kernel = tuple(shape[2:]) if conv_kernels else (1, 1)
             down = torch.randn(r, in_dim, *kernel, generator=generator) * scale
             up = torch.randn(out_dim, r, 1, 1, generator=generator) * scale
         else:
             down = torch.randn(r, in_dim, generator=generator) * scale
             up = torch.randn(out_dim, r, generator=generator) * scale
-        weights[prefix] = (down, up, alpha)
+        weights[layer_id] = (down, up, alpha)
+    return weights
+
+
+def loha_weights(model, rank=4, alpha=2.0, seed=0, scale=0.3, select=None):
+    """{layer id: LyCORIS LoHa tensors}: hada_w1_a/w2_a [out, r], hada_w1_b/w2_b [r, in × kernel], alpha."""
+    weights = {}
+    for layer_id, shape, generator in _random_layers(model, select, seed):
+        out_dim, in_size = shape[0], shape[1:].numel()
+        r = min(rank, out_dim, in_size)
+        weights[layer_id] = {name: torch.randn(*size, generator=generator) * scale for name, size in (
+            ("hada_w1_a", (out_dim, r)), ("hada_w1_b", (r, in_size)), ("hada_w2_a", (out_dim, r)), ("hada_w2_b", (r, in_size)))}
+        weights[layer_id]["alpha"] = torch.tensor(float(alpha))
+    return weights
+
+
+def lokr_weights(model, seed=0, scale=0.3, select=None):
+    """{layer id: LyCORIS LoKr tensors} with both halves whole (no alpha scaling then), for Linear layers:
+    lokr_w1 [a, b] and lokr_w2 [out / a, in / b], a and b the smallest divisors of out and in."""
+    weights = {}
+    for layer_id, shape, generator in _random_layers(model, select, seed):
+        if len(shape) != 2:
+            continue
+        (a, c), (b, d) = _factor_pair(shape[0]), _factor_pair(shape[1])
+        weights[layer_id] = {"lokr_w1": torch.randn(a, b, generator=generator) * scale,
+                             "lokr_w2": torch.randn(c, d, generator=generator) * scale}
     return weights
 
 
@@ -75,39 +160,70 @@ def lora_delta(down, up, alpha, weight_shape):
     return ((up.reshape(up.shape[0], -1).double() @ down.reshape(rank, -1).double()) * (alpha / rank)).reshape(weight_shape)
 
 
-def kohya_name(prefix, diffusers_names=None):
-    if prefix.startswith(TE_PREFIX):
-        return "lora_te_" + prefix[len(TE_PREFIX):].replace(".", "_")
-    path = prefix[len(UNET_PREFIX):]
-    if diffusers_names is not None:
-        path = diffusers_names[path]
-    return "lora_unet_" + path.replace(".", "_")
+def network_delta(entry, weight_shape, dtype=torch.float16):
+    """The weight change of one layer's entry (LoRA tuple, LoHa or LoKr dict) at multiplier 1, in float64, from the
+    tensors as stored in a file of `dtype`."""
+    stored = lambda t: torch.as_tensor(t).to(dtype).double()  # noqa: E731
+    if isinstance(entry, tuple):
+        down, up, alpha = entry
+        return lora_delta(stored(down), stored(up), float(stored(alpha)), weight_shape)
+    if "hada_w1_a" in entry:
+        w = {k: stored(v) for k, v in entry.items()}
+        rank = w["hada_w1_b"].shape[0]
+        product = (w["hada_w1_a"] @ w["hada_w1_b"]) * (w["hada_w2_a"] @ w["hada_w2_b"])
+        return (product * (float(w["alpha"]) / rank)).reshape(weight_shape)
+    return torch.kron(stored(entry["lokr_w1"]), stored(entry["lokr_w2"])).reshape(weight_shape)
 
 
-def peft_name(prefix, diffusers_names):
-    if prefix.startswith(TE_PREFIX):
-        return "text_encoder." + prefix[len(TE_PREFIX):]
-    return "unet." + diffusers_names[prefix[len(UNET_PREFIX):]]
+def _layer_paths(model, diffusers_names):
+    """{layer id: (kohya layer key, PEFT module path)} for every layer trainers address."""
+    encoders = text_encoders(model)
+    paths = {}
+    for layer_id in te_and_unet_layers(model):
+        if layer_id.startswith(UNET_PREFIX):
+            path = layer_id[len(UNET_PREFIX):]
+            named = diffusers_names[path] if diffusers_names is not None else path
+            paths[layer_id] = ("lora_unet_" + named.replace(".", "_"), "unet." + named)
+            continue
+        prefix, kohya, peft, kind, _ = next(e for e in encoders if layer_id.startswith(e[0]))
+        path = transformers_path(kind, layer_id[len(prefix):])
+        paths[layer_id] = (kohya + path.replace(".", "_"), f"{peft}.{path}")
+    return paths
+
+
+def transformers_path(kind, path):
+    """The transformers CLIP module path trainers write for a text encoder's module path (OpenCLIP's renamed)."""
+    if kind == "clip":
+        return path
+    m = re.fullmatch(r"resblocks\.(\d+)\.(.+)", path)
+    block, part = m[1], m[2]
+    if part.startswith("attn.in_proj_weight#"):
+        return f"text_model.encoder.layers.{block}.self_attn.{QKV[int(part[-1])]}_proj"
+    return f"text_model.encoder.layers.{block}.{OPENCLIP_TO_TRANSFORMERS[part]}"
 
 
 def lora_state_dict(model, weights, naming="kohya", dtype=torch.float16):
     diffusers_names = diffusers_unet_names(model) if naming in ("kohya", "peft") else None
+    paths = _layer_paths(model, diffusers_names)
     sd = {}
-    for prefix, (down, up, alpha) in weights.items():
+    for layer_id, entry in weights.items():
+        kohya, peft = paths[layer_id]
         if naming == "peft":
-            name = peft_name(prefix, diffusers_names)
-            sd[f"{name}.lora_A.weight"] = down.to(dtype).contiguous()
-            sd[f"{name}.lora_B.weight"] = up.to(dtype).contiguous()
-            continue
-        name = kohya_name(prefix, diffusers_names if naming == "kohya" else None)
-        sd[f"{name}.lora_down.weight"] = down.to(dtype).contiguous()
-        sd[f"{name}.lora_up.weight"] = up.to(dtype).contiguous()
-        sd[f"{name}.alpha"] = torch.tensor(float(alpha), dtype=dtype)
+            down, up, _ = entry
+            sd[f"{peft}.lora_A.weight"] = down.to(dtype).contiguous()
+            sd[f"{peft}.lora_B.weight"] = up.to(dtype).contiguous()
+        elif isinstance(entry, tuple):
+            down, up, alpha = entry
+            sd[f"{kohya}.lora_down.weight"] = down.to(dtype).contiguous()
+            sd[f"{kohya}.lora_up.weight"] = up.to(dtype).contiguous()
+            sd[f"{kohya}.alpha"] = torch.tensor(float(alpha), dtype=dtype)
+        else:
+            sd.update({f"{kohya}.{part}": torch.as_tensor(t).to(dtype).contiguous() for part, t in entry.items()})
     return sd
 
 
 def save_lora(path, model, weights, naming="kohya", dtype=torch.float16, metadata=None):
-    """Write the LoRA as .safetensors (with kohya-style metadata) or, for .pt/.ckpt, as a plain torch state dict."""
+    """Write the network as .safetensors (with kohya-style metadata) or, for .pt/.ckpt, as a plain torch state dict."""
     sd = lora_state_dict(model, weights, naming=naming, dtype=dtype)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if str(path).endswith(".safetensors"):
@@ -121,16 +237,22 @@ def save_lora(path, model, weights, naming="kohya", dtype=torch.float16, metadat
 
 
 def baked_state_dict(checkpoint_sd, changes):
-    """The checkpoint with each LoRA's change added: changes = [(weights, te_multiplier, unet_multiplier)].
+    """The checkpoint with each network's change added: changes = [(weights, te_multiplier, unet_multiplier)].
     Sums in float64, then rounds once to the checkpoint's dtype."""
     sd = dict(checkpoint_sd)
     totals = {}
     for weights, te_multiplier, unet_multiplier in changes:
-        for prefix, (down, up, alpha) in weights.items():
-            key = prefix + ".weight"
-            multiplier = te_multiplier if prefix.startswith(TE_PREFIX) else unet_multiplier
-            delta = lora_delta(down.half().float(), up.half().float(), float(torch.tensor(alpha).half()), sd[key].shape)
-            totals[key] = totals.get(key, 0) + multiplier * delta
+        for layer_id, entry in weights.items():
+            key, _, third = layer_id.partition("#")
+            key = key if third else key + ".weight"
+            shape = sd[key].shape
+            rows = slice(None)
+            if third:  # a third of the packed q/k/v rows
+                width = shape[0] // 3
+                rows, shape = slice(int(third) * width, (int(third) + 1) * width), (width,) + tuple(shape[1:])
+            multiplier = te_multiplier if is_text_encoder_layer(layer_id) else unet_multiplier
+            total = totals.setdefault(key, torch.zeros(sd[key].shape, dtype=torch.float64))
+            total[rows] += multiplier * network_delta(entry, shape)
     for key, total in totals.items():
         sd[key] = (sd[key].double() + total).to(sd[key].dtype)
     return sd

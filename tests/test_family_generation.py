@@ -11,18 +11,10 @@ from modules import infotext_utils, processing, prompt_parser, sd_models, shared
 from tests import checkpoint_factory as factory
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    """family/variant -> path of a tiny checkpoint (with its yaml), made once for the module."""
-    folder = tmp_path_factory.mktemp("families")
-    made = {}
-
-    def get(family, variant="base"):
-        key = (family, variant)
-        if key not in made:
-            made[key], _ = factory.make_family_checkpoint(folder / f"{family}-{variant}.safetensors", family, variant=variant)
-        return str(made[key])
-    return get
+@pytest.fixture
+def checkpoints(family_checkpoints):
+    """family/variant -> path of a tiny checkpoint (with its yaml), shared by the session."""
+    return family_checkpoints
 
 
 def load(path):

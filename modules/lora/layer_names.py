@@ -135,23 +135,32 @@ def text_encoder_layout(module):
     return None, None, None
 
 
+# kohya's SDXL key prefixes name fixed slots: lora_te1_ the CLIP ViT-L in embedder 0, lora_te2_ the OpenCLIP bigG in
+# embedder 1 (A1111 maps them to "0_transformer_text_model_..." and "1_model_transformer_resblocks_..."). Neither names
+# the SDXL refiner's lone bigG (embedder 0), so a base model's LoRA leaves the refiner's text encoder alone, as in
+# A1111; the refiner's encoder takes SD1/SD2's single-encoder prefix lora_te_ (ComfyUI's rule), which no SDXL base
+# file uses, and lora_te_ (an SD1 file's) names no encoder of an SDXL base.
+SDXL_KOHYA_SLOTS = {(0, "clip"): "lora_te1_", (1, "open_clip"): "lora_te2_"}
+
+
 def text_encoder_roots(sd_model):
     """(layer-name prefix, module layer names are relative to, kohya key prefixes) per text encoder, as A1111 names
-    them: SD1/SD2's `cond_stage_model.wrapped` with no prefix; SDXL's `conditioner.embedders[i].wrapped` as "i_",
-    addressed as lora_te1_/lora_te2_ in the order the text encoders come."""
+    them: SD1/SD2's `cond_stage_model.wrapped` with no prefix; SDXL's `conditioner.embedders[i].wrapped` as "i_"."""
     conditioner = getattr(sd_model, "conditioner", None)
     if conditioner is None:
         cond = getattr(sd_model, "cond_stage_model", None)
         if cond is not None:
-            yield "", getattr(cond, "wrapped", cond), ("lora_te_", "lora_te1_")
+            yield "", getattr(cond, "wrapped", cond), ("lora_te_", "lora_te1_")  # A1111 takes SD1 files' lora_te1_ too
         return
-    number = 0
+    encoders = []
     for i, embedder in enumerate(conditioner.embedders):
         root = getattr(embedder, "wrapped", embedder)
-        if text_encoder_layout(root)[0] is None:
-            continue
-        number += 1
-        yield f"{i}_", root, (f"lora_te{number}_",) + (("lora_te_",) if number == 1 else ())
+        layout = text_encoder_layout(root)[0]
+        if layout is not None:
+            encoders.append((i, root, layout))
+    for i, root, layout in encoders:
+        prefix = "lora_te_" if len(encoders) == 1 else SDXL_KOHYA_SLOTS.get((i, layout))
+        yield f"{i}_", root, (prefix,) if prefix else ()
 
 
 def model_parts(sd_model):
