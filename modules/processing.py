@@ -486,6 +486,7 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
             if base_model is not None and shared.sd_model is not base_model:
                 # the refiner took over during sampling: the selected checkpoint is loaded again for what follows
                 sd_models.reload_model_weights(info=base_model.sd_checkpoint_info)
+                p.sd_model = shared.sd_model  # not the refiner, whose weights are freed
     finally:
         if p.override_settings_restore_afterwards:
             for k, v in stored_opts.items():

@@ -486,13 +486,11 @@ def _fire_model_loaded(model):
 
 
 def unload_model_weights(sd_model=None, info=None):
-    """Drop the loaded model and free its weights now, on the meta device (A1111's send_model_to_trash): a job that
-    switched to its refiner still holds the base, which would otherwise stay in memory beside the refiner."""
+    """Drop the loaded model (and its memory)."""
     model = sd_model or shared.sd_model
     if model is not None:
         _undo_hijack(model)
         loaded_models.forget(model)
-        model.to(device="meta")
     lowvram.send_everything_to_cpu()  # forget the old model's visiting part
     shared.sd_model = None
     gc.collect()
@@ -500,8 +498,12 @@ def unload_model_weights(sd_model=None, info=None):
     return None
 
 
-def load_model(checkpoint_info=None, already_loaded_state_dict=None):
-    """Load a checkpoint as shared.sd_model. With no checkpoint available, prints where to put one and returns None."""
+def load_model(checkpoint_info=None, already_loaded_state_dict=None, free_replaced=False):
+    """Load a checkpoint as shared.sd_model. With no checkpoint available, prints where to put one and returns None.
+
+    free_replaced: the model it replaces (when not kept, sd_checkpoints_limit 1) has its weights freed at once, on
+    the meta device (A1111's send_model_to_trash), though something may still hold it: a job switching to its
+    refiner holds the base, which would otherwise stay in memory beside the refiner (SDXL: 26 GB instead of 14)."""
     from modules.distributed import cluster
     if cluster.requested(shared.cmd_opts):
         return None  # a front of Ray workers holds no model: each worker loads what its jobs ask for
@@ -519,7 +521,11 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
             if loaded_models.keeps_previous():
                 _set_aside(shared.sd_model)
             else:
-                unload_model_weights(shared.sd_model)
+                replaced = shared.sd_model
+                unload_model_weights(replaced)
+                if free_replaced:
+                    replaced.to(device="meta")
+                    devices.torch_gc()
         devices.refresh_precision(shared.cmd_opts)  # the half-precision setting may have changed
         model = build_model(config)
         load_model_weights(model, checkpoint_info, state_dict, device=_load_device(model, state_dict))
@@ -576,7 +582,7 @@ def reload_model_weights(sd_model=None, info=None, forced_reload=False):
     kept = loaded_models.find(checkpoint_info)
     if kept is not None and not forced_reload:
         return _switch_to(kept)
-    return load_model(checkpoint_info)
+    return load_model(checkpoint_info, free_replaced=True)
 
 
 def model_data_get_sd_model():
