@@ -86,6 +86,7 @@ def initialize(load_model_in_background=True, settings=None):
         from modules import job_queue
         from modules.distributed import executor
         job_queue.queue.set_executor(executor.RayExecutor())  # jobs queued while the workers start wait for them
+        cluster.connect(shared.cmd_opts)  # here, not in the start-up thread below: see cluster.connect
         name, load = "workers", start_workers
     elif shared.cmd_opts.nowebui and shared.cmd_opts.skip_load_model_at_start:
         return  # the first generation loads it
