@@ -4,9 +4,10 @@
     venv/bin/python benchmarks/benchmark_pipeline.py --device cuda --compile --memory-modes sdxl
     flock /tmp/sdwebui-bigmem.lock venv/bin/python benchmarks/benchmark_pipeline.py --device cpu --models demo,sd15
 
-Models: `demo` (the shipped demo checkpoint), `sd15` (SD1.5 widths, random weights) and `sdxl` (SDXL widths, random
-weights; once the SDXL family is on main). Random checkpoints are written once (fp16) to the temp folder and loaded
-the way the web UI loads any file; diffusers gets the same tensors through its own single-file conversion.
+Models: `demo` (the shipped demo checkpoint), `sd15` (SD1.5 widths, random weights), `sdxl` (SDXL base widths,
+random weights) and any SD1/SDXL file given with `--file`. Random checkpoints are written once (fp16) to the temp
+folder and loaded the way the web UI loads any file; diffusers gets the same tensors through its own single-file
+conversion (its VAE decodes in the dtype it is given, as ours does: no fp32 upcast for SDXL).
 
 "CPU s/image" is the process's CPU time per call (all its threads): on a CPU shared with other programs it shows the
 work done when the wall time mostly shows the waiting.
@@ -60,45 +61,38 @@ def load_ours(path):
 
 
 def _diffusers_components(path, device, dtype):
-    """UNet, VAE and CLIP text encoder(s) as diffusers builds them from an original-layout file."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from diffusers.loaders import single_file_utils as conversion
+    """(config, {name: module}) as diffusers builds them from an original-layout file: the UNet, the VAE and the text
+    encoder(s), through diffusers' own single-file converters (tests/family_reference.py, shared with the parity
+    tests)."""
     from modules import model_detection, sd_models
+    from tests import family_reference as reference
     sd = sd_models.read_state_dict(path)
     config = model_detection.detect_config(sd, path)
-    vae_config = dict(config.vae["ddconfig"])
-    original = {"model": {"params": {"unet_config": {"params": dict(config.unet)}, "scale_factor": 0.18215,
-                                     "first_stage_config": {"params": {"ddconfig": vae_config}}}}}
-    unet_config = conversion.create_unet_diffusers_config_from_ldm(original, sd)
-    vae_config = conversion.create_vae_diffusers_config_from_ldm(original, sd)
-    with torch.device("meta"):
-        unet = UNet2DConditionModel(**unet_config)
-        vae = AutoencoderKL(**vae_config)
-    for model, weights in ((unet, conversion.convert_ldm_unet_checkpoint(sd, unet_config)),
-                           (vae, conversion.convert_ldm_vae_checkpoint(sd, vae_config))):
-        missing, unexpected = model.load_state_dict(weights, strict=False, assign=True)
-        if missing:
-            raise RuntimeError(f"diffusers' {type(model).__name__} is missing {missing[:3]}")
-    from transformers import CLIPTextModel
-    from ldm.modules.encoders.modules import sd1_clip_config
-    with torch.device("meta"):
-        text_encoder = CLIPTextModel(sd1_clip_config(**config.clip))
-    prefix = "cond_stage_model.transformer.text_model."
-    text_encoder.load_state_dict({k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}, strict=False, assign=True)
-    embeddings = text_encoder.text_model.embeddings if hasattr(text_encoder, "text_model") else text_encoder.embeddings
-    embeddings.register_buffer("position_ids", torch.arange(embeddings.position_embedding.weight.shape[0])[None], persistent=False)
-    return [m.to(device, dtype).eval().requires_grad_(False) for m in (unet, vae, text_encoder)]
+    vae = reference.diffusers_vae(config, sd)
+    # the latent scale of the family; and the VAE decodes in the dtype it is given, as ours does without --no-half-vae
+    vae.register_to_config(scaling_factor=config.scale_factor, force_upcast=False)
+    modules_ = dict(unet=reference.diffusers_unet(config, sd), vae=vae)
+    for name, te in zip(("text_encoder", "text_encoder_2"), config.text_encoders):
+        modules_[name] = reference.transformers_text_model(te, sd)
+    del sd
+    return config, {name: m.to(device, dtype).eval().requires_grad_(False) for name, m in modules_.items()}
 
 
 def load_diffusers(path, device, dtype):
-    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+    """diffusers' StableDiffusionPipeline (SD1) or StableDiffusionXLPipeline (SDXL) with Euler, on the file's tensors."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
     from modules.clip_tokenizer import load_clip_tokenizer
-    unet, vae, text_encoder = _diffusers_components(path, device, dtype)
+    config, modules_ = _diffusers_components(path, device, dtype)
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                        num_train_timesteps=1000, steps_offset=1, timestep_spacing="leading")
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=load_clip_tokenizer(), unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    if config.family.is_sdxl:
+        pipe = StableDiffusionXLPipeline(tokenizer=load_clip_tokenizer(), tokenizer_2=load_clip_tokenizer(),
+                                         scheduler=scheduler, add_watermarker=False, **modules_)
+    elif config.family.name == "sd1":
+        pipe = StableDiffusionPipeline(tokenizer=load_clip_tokenizer(), scheduler=scheduler, safety_checker=None,
+                                       feature_extractor=None, requires_safety_checker=False, **modules_)
+    else:
+        raise NotImplementedError(f"no diffusers pipeline in this benchmark for {config.family.label}")
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -143,9 +137,10 @@ class MemoryWatch:
     def __exit__(self, *exc):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self.extra = torch.cuda.max_memory_allocated(self.device) - self.before
+            self.peak = torch.cuda.max_memory_allocated(self.device)
         else:
-            self.extra = _peak_rss() - self.before
+            self.peak = _peak_rss()
+        self.extra = self.peak - self.before
 
 
 def _status_bytes(field):
@@ -192,7 +187,7 @@ def run_diffusers(pipe, side, steps, seed, clock):
 
 
 def timed(fn, device):
-    """(wall seconds, it/s, peak extra memory, CPU seconds of this process) of one call."""
+    """(wall seconds, it/s, memory watch, CPU seconds of this process) of one call."""
     clock = StepClock(device)
     with MemoryWatch(device) as memory:
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -200,48 +195,58 @@ def timed(fn, device):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    return seconds, clock.its(), memory.extra, cpu_seconds
+    return seconds, clock.its(), memory, cpu_seconds
+
+
+def _peak(memory, weights, device):
+    """On the CPU: the RSS growth in a call. On CUDA: the weights on the GPU plus the call's extra allocation when
+    several models share the GPU (`weights` given); the GPU's whole peak when the model is alone there (None)."""
+    if device.type != "cuda":
+        return memory.extra
+    return memory.peak if weights is None else weights + memory.extra
 
 
 def compare(impls, device, warmup, repeats):
-    """impls: {label: (fn(clock), weights bytes)} -> {label: figures}; calls alternate between the implementations."""
-    results = {label: dict(calls=[], its=[], cpu=[], extra=0, weights=weights) for label, (fn, weights) in impls.items()}
-    for label, (fn, _) in impls.items():
-        seconds, _, extra, _ = timed(fn, device)
+    """impls: {label: (fn(clock), weights bytes or None)} -> {label: figures}; calls alternate between the
+    implementations."""
+    results = {label: dict(calls=[], its=[], cpu=[], peak=0) for label in impls}
+    for label, (fn, weights) in impls.items():
+        seconds, _, memory, _ = timed(fn, device)
         results[label]["first"] = seconds
-        results[label]["extra"] = max(results[label]["extra"], extra)
+        results[label]["peak"] = max(results[label]["peak"], _peak(memory, weights, device))
         for _ in range(warmup - 1):
             timed(fn, device)
     for _ in range(repeats):
-        for label, (fn, _) in impls.items():
-            seconds, its, extra, cpu_seconds = timed(fn, device)
+        for label, (fn, weights) in impls.items():
+            seconds, its, memory, cpu_seconds = timed(fn, device)
             r = results[label]
             r["calls"].append(seconds)
             r["its"].append(its)
             r["cpu"].append(cpu_seconds)
-            r["extra"] = max(r["extra"], extra)
+            r["peak"] = max(r["peak"], _peak(memory, weights, device))
     return {label: dict(first=r["first"], s_per_image=statistics.median(r["calls"]), its=statistics.median(r["its"]),
-                        cpu_s_per_image=statistics.median(r["cpu"]),
-                        peak=(r["weights"] if device.type == "cuda" else 0) + r["extra"])
+                        cpu_s_per_image=statistics.median(r["cpu"]), peak=r["peak"])
             for label, r in results.items()}
 
 
 # ---- one model ----------------------------------------------------------------------------------------------------
 
-def set_memory_flags(medvram=False, lowvram=False, compile_=False):
+def set_memory_flags(medvram=False, medvram_sdxl=False, lowvram=False, compile_=False):
     from modules import shared
-    shared.cmd_opts.medvram, shared.cmd_opts.lowvram, shared.cmd_opts.compile = medvram, lowvram, compile_
+    shared.cmd_opts.medvram, shared.cmd_opts.medvram_sdxl = medvram, medvram_sdxl
+    shared.cmd_opts.lowvram, shared.cmd_opts.compile = lowvram, compile_
 
 
-def bench_model(name, device, steps, warmup, repeats, with_compile=False, memory_modes=False):
+def bench_model(name, path, device, steps, warmup, repeats, side=None, with_compile=False, memory_modes=False):
+    """Ours and diffusers' on the checkpoint at `path` (`side`: the image's; default: by the model's family)."""
     from modules import devices
-    side = SIDES[name][0 if device.type == "cuda" else 1]
-    path = DEMO_FILE if name == "demo" else random_checkpoint(name)
     set_memory_flags()
     ours = load_ours(path)
+    if side is None:
+        side = SIDES[name if name in SIDES else ("sdxl" if ours.is_sdxl else "sd15")][0 if device.type == "cuda" else 1]
     pipe = load_diffusers(path, device, devices.dtype_unet)
     ours_weights = weights_bytes([ours])
-    theirs_weights = weights_bytes([pipe.unet, pipe.vae, pipe.text_encoder])
+    theirs_weights = weights_bytes([m for m in pipe.components.values() if isinstance(m, torch.nn.Module)])
     seeds = iter(range(1000, 100000))
     impls = {
         "ours": (lambda clock: run_ours(ours, side, steps, next(seeds), clock), ours_weights),
@@ -253,13 +258,17 @@ def bench_model(name, device, steps, warmup, repeats, with_compile=False, memory
     if with_compile:
         extra_modes.append(("ours --compile", dict(compile_=True)))
     if memory_modes and device.type == "cuda":
-        extra_modes += [("ours --medvram", dict(medvram=True)), ("ours --lowvram", dict(lowvram=True))]
+        # --medvram-sdxl is --medvram for SDXL models only: the flag an SDXL user on a small card sets
+        medvram = ("ours --medvram-sdxl", dict(medvram_sdxl=True)) if ours.is_sdxl else ("ours --medvram", dict(medvram=True))
+        extra_modes += [medvram, ("ours --lowvram", dict(lowvram=True))]
+    del ours
     for label, flags in extra_modes:
         set_memory_flags(**flags)
-        ours = load_ours(path)
-        on_gpu = weights_bytes([ours]) if not (flags.get("medvram") or flags.get("lowvram")) else 0
-        fn = (lambda model: lambda clock: run_ours(model, side, steps, next(seeds), clock))(ours)
-        rows.update(compare({label: (fn, on_gpu)}, device, warmup + (1 if flags.get("compile_") else 0), repeats))
+        model = load_ours(path)
+        fn = (lambda model: lambda clock: run_ours(model, side, steps, next(seeds), clock))(model)
+        # alone on the device now: its peak is the GPU's
+        rows.update(compare({label: (fn, None)}, device, warmup + (1 if flags.get("compile_") else 0), repeats))
+        del model, fn
     set_memory_flags()
     dtype = str(devices.dtype_unet).replace("torch.", "")
     return dict(model=name, side=side, steps=steps, dtype=dtype, rows=rows)
@@ -294,7 +303,11 @@ def wanted(models_option, name):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--models", default=None, help="comma-separated: demo,sd15,sdxl (default: all on CUDA, demo,sd15 on the CPU)")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated: demo,sd15,sdxl (default: all on CUDA, demo,sd15 on the CPU; none with --file)")
+    parser.add_argument("--file", action="append", default=[], metavar="PATH",
+                        help="also benchmark this checkpoint (SD1 or SDXL; repeatable): your own weights")
+    parser.add_argument("--side", type=int, default=None, help="image side for every model (default: per model and device)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: 20 on CUDA; fewer on the CPU for the big models)")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
@@ -312,15 +325,17 @@ def main(argv=None):
         shared.cmd_opts.use_cpu = [] if on_gpu else ["all"]
         devices.configure(shared.cmd_opts)
         shared.device = devices.device
-    models = (args.models or ("demo,sd15,sdxl" if on_gpu else "demo,sd15")).split(",")
+    names = args.models if args.models is not None else ("" if args.file else "demo,sd15,sdxl" if on_gpu else "demo,sd15")
+    models = [(name, DEMO_FILE if name == "demo" else None) for name in names.split(",") if name]
+    models += [(os.path.splitext(os.path.basename(path))[0], path) for path in args.file]
     warmup = args.warmup if args.warmup is not None else (2 if on_gpu else 1)
     repeats = args.repeats if args.repeats is not None else (5 if on_gpu else 2)
     results = []
-    for name in models:
-        steps = args.steps or (20 if on_gpu else CPU_STEPS[name])
+    for name, path in models:
+        steps = args.steps or (20 if on_gpu else CPU_STEPS.get(name, 4))
         try:
-            results.append(bench_model(name, device, steps, warmup, repeats, wanted(args.compile, name),
-                                       wanted(args.memory_modes, name)))
+            results.append(bench_model(name, path or random_checkpoint(name), device, steps, warmup, repeats, args.side,
+                                       wanted(args.compile, name), wanted(args.memory_modes, name)))
         except NotImplementedError as e:
             results.append(dict(model=name, error=str(e)))
         gc.collect()

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# One check of the GPU paths (issue #22): sets up a fresh CUDA machine, runs the CUDA tests and the pipeline benchmark,
-# and prints one table (each test; each target against the figures). About 8 minutes on an H100.
+# One check of the GPU paths (issue #22): sets up a fresh CUDA machine, runs the CUDA tests (tests/test_cuda_paths.py:
+# txt2img, img2img, inpainting, hires fix, SDXL with its refiner, LoRA, every precision flag, --medvram, --medvram-sdxl,
+# --lowvram, automatic placement, the NaN check and fp32 VAE retry, tiled VAE, --compile, the GPU/NV noise against the
+# reference vectors) and the pipeline benchmark (demo, SD1.5, SDXL; --compile; SDXL's memory modes), and prints one
+# table (each test; each target against the figures). About 8 minutes on an H100.
 #
 #   bash benchmarks/gpu_check.sh                 # on a fresh machine: creates ./venv, installs torch (TORCH_COMMAND)
 #                                                # and the project with its test extras, then checks
@@ -8,8 +11,8 @@
 #   GPU_CHECK_SKIP_INSTALL=1 VENV_DIR=... bash benchmarks/gpu_check.sh   # install nothing
 #
 # Without CUDA it says "no CUDA: CPU parts only" and still runs everything the CPU can: the CPU tests of these paths,
-# the CUDA tests' collection (they skip), and the benchmark on the demo model (add SD1.5 with GPU_CHECK_CPU_SD15=1,
-# and the 2 GB load-memory check with GPU_CHECK_LOAD=1; both need ~9 GB of RAM).
+# the CUDA tests' collection (they skip), and the benchmark on the demo model and on a tiny SDXL checkpoint (add SD1.5
+# with GPU_CHECK_CPU_SD15=1, and the 2 GB load-memory check with GPU_CHECK_LOAD=1; both need ~9 GB of RAM).
 # Outputs land in $GPU_CHECK_OUT (default: a temp folder): the pytest log and XML, the benchmark tables and JSON.
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,7 +63,7 @@ fi
 
 # ---- benchmarks ------------------------------------------------------------------------------------------------------
 if [ "$MODE" = cuda ]; then
-    say "pipeline benchmark (demo, SD1.5, SDXL eager; SD1.5 and SDXL --compile; SDXL --medvram, --lowvram)"
+    say "pipeline benchmark (demo, SD1.5, SDXL eager; SD1.5 and SDXL --compile; SDXL --medvram-sdxl, --lowvram)"
     timeout 420 "$PY" benchmarks/benchmark_pipeline.py --device cuda --models demo,sd15,sdxl --warmup 1 --repeats 3 \
         --compile sd15,sdxl --memory-modes sdxl --json "$OUT/pipeline.json" > "$OUT/pipeline.txt" 2>&1
 else
@@ -69,6 +72,14 @@ else
     say "pipeline benchmark on the CPU ($MODELS)"
     timeout 1800 "$PY" benchmarks/benchmark_pipeline.py --device cpu --models "$MODELS" --warmup 1 --repeats 2 \
         --json "$OUT/pipeline.json" > "$OUT/pipeline.txt" 2>&1
+    # SDXL at its real widths needs ~20 GB of RAM on the CPU: its code path (diffusers' SDXL pipeline beside ours) runs
+    # on a tiny SDXL checkpoint instead
+    say "pipeline benchmark on the CPU: a tiny SDXL checkpoint (random weights)"
+    TINY_SDXL="$OUT/tiny-sdxl.safetensors" "$PY" -c "import os; from tests import checkpoint_factory as f
+f.make_family_checkpoint(os.environ['TINY_SDXL'], 'sdxl')" > "$OUT/tiny-sdxl.log" 2>&1 || tail -5 "$OUT/tiny-sdxl.log"
+    timeout 600 "$PY" benchmarks/benchmark_pipeline.py --device cpu --file "$OUT/tiny-sdxl.safetensors" --side 64 \
+        --steps 4 --warmup 1 --repeats 2 > "$OUT/pipeline-tiny-sdxl.txt" 2>&1
+    grep '^|' "$OUT/pipeline-tiny-sdxl.txt" || tail -20 "$OUT/pipeline-tiny-sdxl.txt"
 fi
 grep '^|' "$OUT/pipeline.txt" || tail -20 "$OUT/pipeline.txt"
 REPORT=(--mode "$MODE" "${JUNITS[@]}")

@@ -70,13 +70,13 @@ def target_rows(pipeline, on_gpu):
                 got, ok = f"{compiled['its']:.1f} it/s", compiled["its"] >= value
                 target = f">= {value} it/s"
             rows.append((f"{label} with --compile", target if on_gpu else "(GPU target)", got, ok if on_gpu else None))
-        for mode, limit in (("ours --medvram", 6), ("ours --lowvram", 4)):
+        for mode, limit in (("ours --medvram-sdxl", 6), ("ours --lowvram", 4)):
             m = r.get(mode)
             if m is not None and name == "sdxl":
                 rows.append((f"{label} {mode.split()[-1]} peak VRAM", f"< {limit} GiB", f"{m['peak'] / GIB:.2f} GiB", m["peak"] < limit * GIB))
-                if mode == "ours --medvram":
+                if mode == "ours --medvram-sdxl":
                     speed = ours["s_per_image"] / m["s_per_image"]
-                    rows.append((f"{label} --medvram speed vs normal", ">= 50%", f"{speed:.0%}", speed >= 0.5))
+                    rows.append((f"{label} --medvram-sdxl speed vs normal", ">= 50%", f"{speed:.0%}", speed >= 0.5))
 
     model_rows("sd15", "SD1.5", 1.5, ("ms", 150), cpu_ratio_target=1.0)
     model_rows("sdxl", "SDXL", 1.3, ("its", 30))

@@ -47,15 +47,16 @@ def generate(model, prompts, seed, negative_prompt="", size=64, steps=20, cfg_sc
 
 
 def evaluate(model, per_combo: int = 4, size: int = 64, batch: int = 16, seed: int = 1000, with_background=True,
-             verbose=False):
-    """Scores on the held-out combinations: {"colour": share, "shape": ..., "position": ..., "background": ...}."""
+             verbose=False, prompt_suffix=""):
+    """Scores on the held-out combinations: {"colour": share, "shape": ..., "position": ..., "background": ...}.
+    prompt_suffix is added to every prompt (a `<lora:...>` tag, to see what a network does to the known scenes)."""
     scenes = shapes_data.evaluation_scenes(per_combo)
     counts = {"colour": 0, "shape": 0, "position": 0, "background": 0, "all": 0}
     for start in range(0, len(scenes), batch):
         chunk = scenes[start:start + batch]
         prompts = [shapes_data.canonical_caption(s.objects[0], background=s.background if with_background else None)
                    for s in chunk]
-        images = generate(model, prompts, seed + start, size=size)
+        images = generate(model, [p + prompt_suffix for p in prompts], seed + start, size=size)
         for scene, prompt, image in zip(chunk, prompts, images):
             verdict = judge.judge(image)
             obj, found = scene.objects[0], verdict.main

@@ -31,6 +31,8 @@ parser.add_argument("--vae-path", type=str, default=None, help="Checkpoint to us
 parser.add_argument("--embeddings-dir", type=str, default=os.path.join(data_path, "embeddings"), help="embeddings directory for textual inversion (default: embeddings)")
 parser.add_argument("--textual-inversion-templates-dir", type=str, default=os.path.join(script_path, "textual_inversion_templates"), help="directory with textual inversion templates")
 parser.add_argument("--hypernetwork-dir", type=str, default=os.path.join(models_path, "hypernetworks"), help="hypernetwork directory")
+parser.add_argument("--lora-dir", type=str, default=os.path.join(models_path, "Lora"), help="Path to directory with Lora networks (scanned besides models/Lora).")
+parser.add_argument("--lyco-dir-backcompat", type=str, default=os.path.join(models_path, "LyCORIS"), help="Path to directory with LyCORIS networks (for backwards compatibility; can also use --lora-dir).")
 parser.add_argument("--localizations-dir", type=str, default=os.path.join(script_path, "localizations"), help="localizations directory")
 parser.add_argument("--codeformer-models-path", type=str, help="Path to directory with codeformer model file(s).", default=os.path.join(models_path, "Codeformer"))
 parser.add_argument("--gfpgan-models-path", type=str, help="Path to directory with GFPGAN model file(s).", default=os.path.join(models_path, "GFPGAN"))

@@ -28,7 +28,15 @@ def register_extra_network_alias(extra_network, alias):
 
 
 def register_default_extra_networks():
-    pass
+    """The engine's own networks: `hypernet`, and `lora` (alias `lyco`) with its callbacks."""
+    from modules import extra_networks_hypernet
+    from modules.lora import extra_networks_lora, networks
+    register_extra_network(extra_networks_hypernet.ExtraNetworkHypernet())
+    extra_network_lora = extra_networks_lora.ExtraNetworkLora()
+    networks.extra_network_lora = extra_network_lora
+    register_extra_network(extra_network_lora)
+    register_extra_network_alias(extra_network_lora, "lyco")
+    networks.register_callbacks()
 
 
 class ExtraNetworkParams:
@@ -137,4 +145,6 @@ def parse_prompts(prompts):
 
 
 def get_user_metadata(filename, lister=None):
-    return {}
+    """The user's notes on a network file from NAME.json beside it (A1111's name; modules.user_metadata reads it)."""
+    from modules import user_metadata
+    return user_metadata.read(filename)

@@ -44,6 +44,16 @@ def load_upscalers():
     modelloader.load_upscalers()
 
 
+def load_extra_networks():
+    """LoRA (and the A1111 module names extensions import, `networks` & co.) before any extension script loads."""
+    from modules import extra_networks
+    from modules.lora import networks
+    extra_networks.initialize()
+    extra_networks.register_default_extra_networks()
+    networks.list_available_networks()
+    shared.reload_hypernetworks()
+
+
 def load_scripts():
     scripts.load_scripts()
 
@@ -77,6 +87,7 @@ def initialize(load_model_in_background=True, settings=None):
     _step("models", list_models)
     _step("styles", load_styles)
     _step("upscalers", load_upscalers)
+    _step("extra networks", load_extra_networks)
     _step("scripts", load_scripts)
     global model_loading_thread
     if shared.cmd_opts.ui_debug_mode:

@@ -7,19 +7,12 @@ overflows in fp16), converts the VAE to fp32 and decodes that image again, as A1
 """
 import torch
 
-from modules import devices, errors, images, sd_vae_taesd, shared
+from modules import devices, errors, images, model_families, sd_vae_taesd, shared
 from modules.processing_helpers import tensor_to_image
 from modules.shared import opts, state
 
 approximation_indexes = {"Full": 0, "Approx NN": 1, "Approx cheap": 2, "TAESD": 3}
 
-# SD1's 4 latent channels -> RGB, a least-squares fit widely used for "Approx cheap" previews.
-SD1_LATENT_RGB = torch.tensor([
-    [0.298, 0.207, 0.208],
-    [0.187, 0.286, 0.173],
-    [-0.158, 0.189, 0.264],
-    [-0.184, -0.271, -0.473],
-])
 
 VAE_NAN_RETRY_MESSAGE = (
     "A tensor with all NaNs was produced in VAE.\n"
@@ -29,9 +22,15 @@ VAE_NAN_RETRY_MESSAGE = (
 )
 
 
-def cheap_approximation(sample: torch.Tensor) -> torch.Tensor:
-    """(4, h, w) latent -> (3, h, w) roughly in [-1, 1], by a fixed linear map of the channels."""
-    return torch.einsum("chw,cr->rhw", sample.float().cpu(), SD1_LATENT_RGB)
+def latent_format_of(model):
+    """The model's latent format (modules.model_families); SD1's when there is no model."""
+    return model.latent_format if model is not None else model_families.SD1_LATENT
+
+
+def cheap_approximation(sample: torch.Tensor, latent_format=model_families.SD1_LATENT) -> torch.Tensor:
+    """(C, h, w) latent -> (3, h, w) roughly in [-1, 1], by the latent format's linear map of the channels."""
+    factors = torch.tensor(latent_format.rgb_factors, dtype=torch.float32)
+    return torch.einsum("chw,cr->rhw", sample.float().cpu(), factors)
 
 
 def samples_to_images_tensor(sample, approximation=None, model=None):
@@ -41,12 +40,13 @@ def samples_to_images_tensor(sample, approximation=None, model=None):
     if approximation is None or (state.interrupted and opts.live_preview_fast_interrupt):
         approximation = approximation_indexes.get(opts.show_progress_type, 0)
     model = model if model is not None else shared.sd_model
+    latent_format = latent_format_of(model)
 
     if approximation in (1, 2):
         # "Approx NN" has no model here; both use the cheap linear latent->RGB map
-        return torch.stack([cheap_approximation(s) for s in sample]).to(sample.device)
+        return torch.stack([cheap_approximation(s, latent_format) for s in sample]).to(sample.device)
     if approximation == 3:
-        decoder = sd_vae_taesd.decoder_model()
+        decoder = sd_vae_taesd.decoder_model(latent_format.taesd_decoder)
         if decoder is not None:
             parameter = next(decoder.parameters())
             return decoder(sample.to(parameter.device, parameter.dtype)).detach() * 2 - 1

@@ -5,14 +5,11 @@ from PIL import Image
 
 from modules import latent_codec, sd_vae_taesd, shared
 
-cheap_approximation = latent_codec.cheap_approximation
-SD1_LATENT_RGB = latent_codec.SD1_LATENT_RGB
-
 
 def latent_to_image(sample: torch.Tensor, method: str) -> Image.Image:
     """One latent (C, h, w) -> PIL image; TAESD without its weights, and Full without a model, fall back to the cheap
     approximation (shown at the full image size)."""
-    if method == "TAESD" and sd_vae_taesd.decoder_model() is None:
+    if method == "TAESD" and sd_vae_taesd.decoder_model(latent_codec.latent_format_of(shared.sd_model).taesd_decoder) is None:
         method = "Approx cheap"
     if method == "Full" and shared.sd_model is None:
         method = "Approx cheap"

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from modules import model_families
+
 # A1111 sd_models.checkpoint_dict_skip_on_merge: integer ids, never blended.
-SKIP_ON_MERGE = ["cond_stage_model.transformer.text_model.embeddings.position_ids"]
+SKIP_ON_MERGE = ["cond_stage_model.transformer.text_model.embeddings.position_ids",
+                 "conditioner.embedders.0.transformer.text_model.embeddings.position_ids"]
 
 # A VAE file's own bookkeeping, never baked in (A1111 sd_vae.vae_ignore_keys and "loss*").
 VAE_IGNORE_KEYS = {"model_ema.decay", "model_ema.num_updates"}
@@ -38,17 +41,14 @@ class MergePlan:
 
 
 def guess_family(keys) -> str | None:
-    """SD1 / SD2 / SDXL / SD3 from telltale keys; None when the keys say nothing (not an SD checkpoint?)."""
+    """The family's name from the family table (SD1.x, SD2.x, SDXL, SDXL refiner, or an architecture we recognise but
+    do not run, such as SD3); None when the keys say nothing (not an SD checkpoint?)."""
     keys = list(keys)
-    if any(k.startswith("model.diffusion_model.joint_blocks.") for k in keys):
-        return "SD3"
-    if any(k.startswith("conditioner.embedders.") for k in keys):
-        return "SDXL"
-    if any(k.startswith("cond_stage_model.model.") for k in keys):
-        return "SD2"
-    if any(k.startswith("cond_stage_model.transformer.") for k in keys):
-        return "SD1"
-    return None
+    other = model_families.unsupported_family_of_keys(keys)
+    if other is not None:
+        return other
+    family = model_families.family_of_keys(keys)
+    return family.label if family is not None else None
 
 
 def to_half_dtype(dtype, save_as_half):

@@ -174,6 +174,7 @@ class StableDiffusionProcessing:
     init_latent: Any = field(default=None, init=False)
     image_conditioning: Any = field(default=None, init=False)
     sampler_noise_scheduler_override: Any = field(default=None, init=False)
+    refiner_checkpoint_info: Any = field(default=None, init=False)
     job_timestamp: str = field(default=None, init=False)
 
     def __post_init__(self):
@@ -227,16 +228,25 @@ class StableDiffusionProcessing:
         self.comments[text] = 1
 
     def txt2img_image_conditioning(self, x, width=None, height=None):
-        """Non-inpainting UNets get a dummy; 9-channel UNets get a fully-masked empty image, as A1111."""
-        self.is_using_inpainting_conditioning = self.sd_model.model.conditioning_key in {"hybrid", "concat"}
-        if not self.is_using_inpainting_conditioning:
+        """What the UNet's extra input channels get when there is no init image: nothing for 4-channel UNets (a
+        dummy), a fully-masked grey image for inpainting UNets (as A1111), a grey image to edit for instruct-pix2pix."""
+        variant = self.sd_model.variant
+        self.is_using_inpainting_conditioning = variant == "inpainting"
+        if variant == "base":
             return x.new_zeros(x.shape[0], 5, 1, 1, dtype=x.dtype, device=x.device)
         width = width or self.width
         height = height or self.height
-        image_conditioning = torch.ones(x.shape[0], 3, height, width, device=x.device) * 0.5
-        image_conditioning = images_tensor_to_samples(image_conditioning, model=self.sd_model)
+        grey = torch.ones(x.shape[0], 3, height, width, device=x.device) * 0.5
+        if variant == "instruct-pix2pix":
+            return self.edit_image_conditioning(grey * 2 - 1).to(x.dtype)
+        image_conditioning = images_tensor_to_samples(grey, model=self.sd_model)
         image_conditioning = torch.nn.functional.pad(image_conditioning, (0, 0, 0, 0, 1, 0), value=1.0)
         return image_conditioning.to(x.dtype)
+
+    def edit_image_conditioning(self, source_image):
+        """instruct-pix2pix's extra channels: the image to edit as the VAE encodes it (its mode, unscaled, as trained)."""
+        vae = self.sd_model.first_stage_model
+        return vae.encode(source_image.to(device=shared.device, dtype=vae.dtype)).mode()
 
     def inpainting_image_conditioning(self, source_image, latent_image, image_mask=None, round_image_mask=True):
         """The 5 extra channels of a 9-channel UNet: the mask and the encoded masked image."""
@@ -263,7 +273,9 @@ class StableDiffusionProcessing:
 
     def img2img_image_conditioning(self, source_image, latent_image, image_mask=None, round_image_mask=True):
         source_image = devices.cond_cast_float(source_image)
-        if self.sd_model.model.conditioning_key in {"hybrid", "concat"}:
+        if self.sd_model.variant == "instruct-pix2pix":
+            return self.edit_image_conditioning(source_image)
+        if self.sd_model.variant == "inpainting":
             return self.inpainting_image_conditioning(source_image, latent_image, image_mask=image_mask, round_image_mask=round_image_mask)
         return latent_image.new_zeros(latent_image.shape[0], 5, 1, 1)
 
@@ -467,7 +479,13 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
             opts.set(k, v, is_api=True, run_callbacks=False)
             if k == "sd_vae":
                 sd_vae.reload_vae_weights()
-        res = process_images_inner(p)
+        base_model = shared.sd_model
+        try:
+            res = process_images_inner(p)
+        finally:
+            if base_model is not None and shared.sd_model is not base_model:
+                # the refiner took over during sampling: the selected checkpoint is loaded again for what follows
+                sd_models.reload_model_weights(info=base_model.sd_checkpoint_info)
     finally:
         if p.override_settings_restore_afterwards:
             for k, v in stored_opts.items():
@@ -541,12 +559,17 @@ def prepare_job(p):
     subseed = [get_fixed_seed(x) for x in p.subseed] if isinstance(p.subseed, list) else get_fixed_seed(p.subseed)
     _model_identity(p)
 
+    if p.refiner_checkpoint not in (None, "", "None", "none"):
+        p.refiner_checkpoint_info = sd_models.get_closet_checkpoint_match(p.refiner_checkpoint)
+        if p.refiner_checkpoint_info is None:
+            raise ValueError(f"Could not find checkpoint with name {p.refiner_checkpoint} (the Refiner's checkpoint)")
     if p.tiling is None:
         p.tiling = opts.tiling
     if p.restore_faces is None:
         p.restore_faces = opts.face_restoration
     sd_hijack.model_hijack.apply_circular(bool(p.tiling))
     sd_hijack.model_hijack.clear_comments()
+    sd_models.apply_alpha_schedule_override(p.sd_model, p)
     if opts.sd_vae_encode_method != "Full":
         p.extra_generation_params["VAE Encoder"] = opts.sd_vae_encode_method
     if opts.sd_vae_decode_method != "Full":
@@ -616,6 +639,9 @@ def process_batch(p, n, outputs: JobOutputs) -> bool:
         x_samples = latents_to_image_tensors(p.sd_model, samples)
     del samples
 
+    # the batch's prompts again with their <lora:...> tags, which the infotext keeps (also without scripts)
+    p.prompts = p.all_prompts[n * p.batch_size:(n + 1) * p.batch_size]
+    p.negative_prompts = p.all_negative_prompts[n * p.batch_size:(n + 1) * p.batch_size]
     if p.scripts is not None:
         p.scripts.postprocess_batch(p, x_samples, batch_number=n)
         p.prompts = p.all_prompts[n * p.batch_size:(n + 1) * p.batch_size]

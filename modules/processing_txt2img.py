@@ -257,6 +257,9 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         noise = self.rng.next()
 
         devices.torch_gc()
+        if not self.disable_extra_networks:
+            from modules import extra_networks
+            extra_networks.activate(self, self.hr_extra_network_data)  # the hires prompt's networks, as A1111
         self.calculate_hr_conds()
         if self.scripts is not None:
             self.scripts.process_before_every_sampling(self, x=samples, noise=noise, c=self.hr_c, uc=self.hr_uc)

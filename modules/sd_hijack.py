@@ -6,7 +6,11 @@ textual-inversion vectors are injected; `apply_circular` switches every Conv2d t
 import torch
 
 import ldm.modules.diffusionmodules.openaimodel
-from modules import devices, errors, sd_hijack_unet, shared
+from ldm.modules.encoders.modules import FrozenCLIPEmbedder, FrozenOpenCLIPEmbedder
+from modules import devices, errors, sd_hijack_clip, sd_hijack_open_clip, sd_hijack_unet, shared
+from modules.clip_tokenizer import load_clip_tokenizer
+from modules.textual_inversion.textual_inversion import EmbeddingDatabase
+from sgm.modules.encoders import modules as sgm_encoders
 
 ldm.modules.diffusionmodules.openaimodel.th = sd_hijack_unet.th  # the UNet's skip concatenation, hookable (A1111)
 
@@ -44,11 +48,48 @@ def _is_hf_clip_embedder(model):
     return hasattr(model, "tokenizer") and hasattr(model, "transformer") and not hasattr(model, "hijack")
 
 
+def _wrap_token_embedding(owner, attribute, hijack, textual_inversion_key="clip_l"):
+    embedding = getattr(owner, attribute)
+    if not isinstance(embedding, EmbeddingsWithFixes):
+        setattr(owner, attribute, EmbeddingsWithFixes(embedding, hijack, textual_inversion_key))
+
+
+def wrap_text_encoder(embedder, hijack):
+    """A1111's prompt wrapper for one text encoder (its token embedding wrapped for textual inversion), or None for
+    modules that are not text encoders (SDXL's size embedders) or are wrapped already."""
+    if isinstance(embedder, sd_hijack_clip.FrozenCLIPEmbedderWithCustomWordsBase):
+        return None
+    if isinstance(embedder, sgm_encoders.FrozenOpenCLIPEmbedder2):
+        _wrap_token_embedding(embedder.model, "token_embedding", hijack, textual_inversion_key="clip_g")
+        return sd_hijack_open_clip.FrozenOpenCLIPEmbedder2WithCustomWords(embedder, hijack)
+    if isinstance(embedder, FrozenOpenCLIPEmbedder):
+        _wrap_token_embedding(embedder.model, "token_embedding", hijack)
+        return sd_hijack_open_clip.FrozenOpenCLIPEmbedderWithCustomWords(embedder, hijack)
+    if isinstance(embedder, sgm_encoders.FrozenCLIPEmbedder):
+        _wrap_token_embedding(sd_hijack_clip.text_model_of(embedder.transformer).embeddings, "token_embedding", hijack)
+        return sd_hijack_clip.FrozenCLIPEmbedderForSDXLWithCustomWords(embedder, hijack)
+    if isinstance(embedder, FrozenCLIPEmbedder) or _is_hf_clip_embedder(embedder):
+        _wrap_token_embedding(sd_hijack_clip.text_model_of(embedder.transformer).embeddings, "token_embedding", hijack)
+        return sd_hijack_clip.FrozenCLIPEmbedderWithCustomWords(embedder, hijack)
+    return None
+
+
+def unwrap_text_encoder(wrapper):
+    """The original text encoder inside an A1111 wrapper, with its plain token embedding back."""
+    embedder = wrapper.wrapped
+    owner = embedder.model if hasattr(embedder, "model") else sd_hijack_clip.text_model_of(embedder.transformer).embeddings
+    if isinstance(owner.token_embedding, EmbeddingsWithFixes):
+        owner.token_embedding = owner.token_embedding.wrapped
+    return embedder
+
+
 def _set_empty_prompt_cond(m):
-    """The empty prompt's conditioning, which "Pad prompt/negative prompt" repeats to equalize lengths."""
+    """The empty prompt's conditioning (its cross-attention part), which "Pad prompt/negative prompt" repeats to
+    equalize lengths."""
     try:
         with torch.no_grad():
-            m.cond_stage_model_empty_prompt = m.get_learned_conditioning([""]) if hasattr(m, "get_learned_conditioning") else m.cond_stage_model([""])
+            empty = m.get_learned_conditioning([""]) if hasattr(m, "get_learned_conditioning") else m.cond_stage_model([""])
+        m.cond_stage_model_empty_prompt = empty["crossattn"] if isinstance(empty, dict) else empty
     except Exception:
         errors.report("Could not encode the empty prompt (Pad prompt/negative prompt will not pad)", exc_info=True)
 
@@ -70,7 +111,6 @@ class StableDiffusionModelHijack:
     _counting_clip = None
 
     def __init__(self):
-        from modules.textual_inversion.textual_inversion import EmbeddingDatabase
         self.extra_generation_params = {}
         self.comments = []
         self.embedding_db = EmbeddingDatabase()
@@ -80,15 +120,24 @@ class StableDiffusionModelHijack:
         self.optimization_method = "sdp"  # the UNet always uses torch's scaled-dot-product attention
 
     def hijack(self, m):
-        """Wraps m.cond_stage_model in the chunking/emphasis/TI wrapper (the original stays at `.wrapped`),
-        records every layer (for Tiling and extensions) and loads the textual-inversion embeddings."""
-        from modules import sd_hijack_clip
-        cond_model = m.cond_stage_model
-        if _is_hf_clip_embedder(cond_model):
-            embeddings = sd_hijack_clip.text_model_of(cond_model.transformer).embeddings
-            if not isinstance(embeddings.token_embedding, EmbeddingsWithFixes):
-                embeddings.token_embedding = EmbeddingsWithFixes(embeddings.token_embedding, self)
-            m.cond_stage_model = sd_hijack_clip.FrozenCLIPEmbedderWithCustomWords(cond_model, self)
+        """Wraps the model's text encoders in A1111's chunking/emphasis/TI wrappers (the originals stay at `.wrapped`):
+        `m.cond_stage_model` for SD1/SD2; each text embedder of SDXL's conditioner, after which `m.cond_stage_model` is
+        the conditioner (or the refiner's only text encoder). Records every layer (for Tiling and extensions) and
+        loads the textual-inversion embeddings that fit the model."""
+        conditioner = getattr(m, "conditioner", None)
+        if conditioner is not None:
+            text_models = []
+            for i, embedder in enumerate(conditioner.embedders):
+                wrapper = wrap_text_encoder(embedder, self)
+                if wrapper is not None:
+                    conditioner.embedders[i] = wrapper
+                if isinstance(conditioner.embedders[i], sd_hijack_clip.FrozenCLIPEmbedderWithCustomWordsBase):
+                    text_models.append(conditioner.embedders[i])
+            m.cond_stage_model = text_models[0] if len(text_models) == 1 else conditioner
+        else:
+            wrapper = wrap_text_encoder(m.cond_stage_model, self)
+            if wrapper is not None:
+                m.cond_stage_model = wrapper
         self.apply_optimizations()
         self.clip = m.cond_stage_model
         self.layers = flatten(m)
@@ -96,12 +145,14 @@ class StableDiffusionModelHijack:
         _set_empty_prompt_cond(m)
 
     def undo_hijack(self, m):
-        from modules import sd_hijack_clip
-        if isinstance(m.cond_stage_model, sd_hijack_clip.FrozenCLIPEmbedderWithCustomWordsBase):
-            m.cond_stage_model = m.cond_stage_model.wrapped
-            embeddings = sd_hijack_clip.text_model_of(m.cond_stage_model.transformer).embeddings
-            if isinstance(embeddings.token_embedding, EmbeddingsWithFixes):
-                embeddings.token_embedding = embeddings.token_embedding.wrapped
+        conditioner = getattr(m, "conditioner", None)
+        if conditioner is not None:
+            for i, embedder in enumerate(conditioner.embedders):
+                if isinstance(embedder, sd_hijack_clip.FrozenCLIPEmbedderWithCustomWordsBase):
+                    conditioner.embedders[i] = unwrap_text_encoder(embedder)
+            m.cond_stage_model = conditioner
+        elif isinstance(m.cond_stage_model, sd_hijack_clip.FrozenCLIPEmbedderWithCustomWordsBase):
+            m.cond_stage_model = unwrap_text_encoder(m.cond_stage_model)
         self.apply_circular(False)
         self.layers = None
         self.clip = None
@@ -126,8 +177,6 @@ class StableDiffusionModelHijack:
 
     def _tokenizer_only_clip(self):
         if self._counting_clip is None:
-            from modules import sd_hijack_clip
-            from modules.clip_tokenizer import load_clip_tokenizer
             self._counting_clip = sd_hijack_clip.TokenizerOnlyCLIP(load_clip_tokenizer(), self)
         return self._counting_clip
 

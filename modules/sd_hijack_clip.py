@@ -31,7 +31,7 @@ PromptChunkFix = namedtuple("PromptChunkFix", ["offset", "embedding"])
 class TextConditionalModel(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        from modules import sd_hijack
+        from modules import sd_hijack  # here, not at the top: sd_hijack imports this module
         self.hijack = sd_hijack.model_hijack
         self.chunk_length = 75
         self.is_trainable = False
@@ -226,6 +226,7 @@ class FrozenCLIPEmbedderWithCustomWordsBase(TextConditionalModel):
 
     def __init__(self, wrapped, hijack):
         super().__init__()
+        from modules import sd_hijack  # here, not at the top: sd_hijack imports this module
         self.hijack = hijack
         self.wrapped = wrapped
         self.is_trainable = getattr(wrapped, "is_trainable", False)
@@ -268,6 +269,19 @@ class FrozenCLIPEmbedderWithCustomWords(FrozenCLIPEmbedderWithCustomWordsBase):
         ids = self.wrapped.tokenizer(init_text, max_length=nvpt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         token_embedding = getattr(embedding_layer.token_embedding, "wrapped", embedding_layer.token_embedding)
         return token_embedding(ids.to(token_embedding.weight.device)).squeeze(0)
+
+
+class FrozenCLIPEmbedderForSDXLWithCustomWords(FrozenCLIPEmbedderWithCustomWords):
+    """SDXL's CLIP-L: the hidden state its config names (the penultimate layer, no final LayerNorm); with the
+    "Clip skip SDXL" setting, the hidden state CLIP skip selects instead (A1111's sdxl_clip_l_skip)."""
+
+    def encode_with_transformers(self, tokens):
+        outputs = self.wrapped.transformer(input_ids=tokens, output_hidden_states=self.wrapped.layer == "hidden" or opts.sdxl_clip_l_skip)
+        if opts.sdxl_clip_l_skip is True:
+            return outputs.hidden_states[-opts.CLIP_stop_at_last_layers]
+        if self.wrapped.layer == "last":
+            return outputs.last_hidden_state
+        return outputs.hidden_states[self.wrapped.layer_idx]
 
 
 def text_model_of(transformer):

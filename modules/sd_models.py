@@ -6,6 +6,7 @@ tensors to them (no second copy), then move/cast to the inference device and dty
 """
 import collections
 import gc
+import json
 import os
 import re
 import sys
@@ -13,11 +14,11 @@ import threading
 
 import torch
 
-from ldm.models.diffusion.ddpm import LatentDiffusion
-from ldm.modules.encoders.modules import FrozenCLIPEmbedder, restore_position_ids, sd1_clip_config
+from ldm.modules.encoders.modules import restore_non_persistent_buffers
 from modules import (
-    devices, errors, fp8_weights, hashes, loaded_models, lowvram, memory_placement, model_detection, paths, safe,
-    script_callbacks, sd_hijack, sd_vae, sd_vae_tiled, shared, torch_compile, weight_loading,
+    devices, errors, fp8_weights, hashes, loaded_models, lowvram, memory_placement, model_builder, model_config_yaml,
+    model_detection, model_families, paths, safe, script_callbacks, sd_hijack, sd_vae, sd_vae_tiled, shared,
+    torch_compile, weight_loading,
 )
 from modules.cache import cached_data_for_file
 
@@ -181,7 +182,7 @@ def get_closet_checkpoint_match(search_string):
 
 def no_checkpoint_message():
     folders = [_models_dir()] + ([os.path.abspath(shared.cmd_opts.ckpt_dir)] if shared.cmd_opts.ckpt_dir else [])
-    return ("No Stable Diffusion checkpoint found. Put a .safetensors or .ckpt SD1.x checkpoint in "
+    return (f"No Stable Diffusion checkpoint found. Put a .safetensors or .ckpt checkpoint ({model_families.supported_families_text()}) in "
             + " or ".join(folders) + " and press the refresh button next to the checkpoint list.")
 
 
@@ -191,6 +192,32 @@ BUILTIN_DEMO_NAME = "demo-shapes.safetensors"
 def is_builtin_demo(filename) -> bool:
     """The small shapes model the project ships (demo_model/), as opposed to a checkpoint the user put there."""
     return os.path.basename(str(filename)) == BUILTIN_DEMO_NAME
+
+
+def native_size(checkpoint_info, model=None):
+    """(width, height) the checkpoint was made for: its `modelspec.resolution` metadata ("1024x1024"), else the loaded
+    model's family default (SD2-v 768, SDXL 1024, ...), else the family its keys show, else SD1's."""
+    resolution = str((checkpoint_info.metadata or {}).get("modelspec.resolution", "")) if checkpoint_info else ""
+    parts = resolution.lower().split("x")
+    if len(parts) == 2 and all(part.strip().isdigit() for part in parts):
+        return int(parts[0]), int(parts[1])
+    if model is not None:
+        return model.default_size, model.default_size
+    family = model_families.family_of_keys(read_safetensors_keys(checkpoint_info.filename)) if checkpoint_info and checkpoint_info.is_safetensors else None
+    size = (family or model_families.SD1).default_size  # a file of unknown family loads as SD1 does
+    return size, size
+
+
+def read_safetensors_keys(filename):
+    """The tensor names of a safetensors file, from its header alone ([] when it cannot be read)."""
+    try:
+        with open(filename, "rb") as file:
+            n = int.from_bytes(file.read(8), "little")
+            if not 2 < n <= 100 * 1024 * 1024:
+                return []
+            return [k for k in json.loads(file.read(n)) if k != "__metadata__"]
+    except (OSError, ValueError):
+        return []
 
 
 def select_checkpoint():
@@ -214,7 +241,6 @@ def select_checkpoint():
 
 def read_metadata_from_safetensors(filename):
     """The __metadata__ of a safetensors file (JSON-looking values decoded), read from its header only."""
-    import json
     with open(filename, mode="rb") as file:
         header_len = file.read(8)
         if len(header_len) != 8:
@@ -286,17 +312,21 @@ def get_checkpoint_state_dict(checkpoint_info, timer=None):
 
 # ---- building the model --------------------------------------------------------------------------------------------
 
-PREFIXES = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.")
-_ignored_unexpected = (".position_ids", "first_stage_model.loss.")
+PREFIXES = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.", "conditioner.")
+_ignored_unexpected = (".position_ids", "first_stage_model.loss.", ".logit_scale")
+
+
+def detect_model_config(state_dict, checkpoint_info=None):
+    """The file's family and architecture (modules.model_detection), with its `<checkpoint>.yaml` applied."""
+    filename = getattr(checkpoint_info, "filename", None)
+    yaml_overrides = model_config_yaml.read(filename) if filename else None
+    metadata = getattr(checkpoint_info, "metadata", None)
+    return model_detection.detect_config(state_dict, filename, yaml_overrides=yaml_overrides, metadata=metadata)
 
 
 def build_model(config: model_detection.ModelConfig, device="meta"):
-    """The LatentDiffusion for a detected config, built on `device` (meta: no memory until weights are assigned)."""
-    with torch.device(device):
-        clip = FrozenCLIPEmbedder(config=sd1_clip_config(**config.clip))
-        model = LatentDiffusion(unet_config=config.unet, first_stage_config=config.vae, cond_stage_model=clip,
-                                conditioning_key=config.conditioning_key, parameterization=config.parameterization)
-    return model
+    """The model for a detected config, built on `device` (meta: no memory until weights are assigned)."""
+    return model_builder.build_model(config, device=device)
 
 
 def _fix_vae_attention_shapes(sd):
@@ -310,6 +340,7 @@ def load_model_weights(model, checkpoint_info, state_dict, timer=None, device=No
     """Assign the state dict's tensors to the (meta-built) model on `device` (default: the inference device) in the
     inference dtypes."""
     name = getattr(checkpoint_info, "filename", None) or "state dict"
+    family = model.family.label if model.family is not None else "detected"
     device = device or devices.device
     # converted tensor by tensor, each file page given back once its tensor is converted (peak RSS: model + 1 tensor)
     sd = weight_loading.converted(state_dict, lambda key: _placement_for_key(key, device))
@@ -317,22 +348,23 @@ def load_model_weights(model, checkpoint_info, state_dict, timer=None, device=No
     try:
         result = model.load_state_dict(sd, strict=False, assign=True)
     except RuntimeError as e:
-        raise ValueError(f"{name}: weights do not fit the detected SD1 architecture: {e}") from None
+        raise ValueError(f"{name}: weights do not fit the detected {family} architecture: {e}") from None
     if result.missing_keys:
         shown = ", ".join(result.missing_keys[:5])
-        raise ValueError(f"{name}: checkpoint is missing {len(result.missing_keys)} weights the model needs (e.g. {shown})")
+        raise ValueError(f"{name}: checkpoint is missing {len(result.missing_keys)} weights the {family} model needs (e.g. {shown})")
     unexpected = [k for k in result.unexpected_keys if not any(p in k for p in _ignored_unexpected)]
     if unexpected:
         print(f"{os.path.basename(name)}: ignoring {len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})", file=sys.stderr)
 
-    restore_position_ids(model.cond_stage_model)
-    alphas = state_dict.get("alphas_cumprod")
-    if alphas is not None and alphas.shape == (model.num_timesteps,):
-        model.register_schedule(alphas_cumprod=alphas.double().cpu().numpy(), linear_start=model.linear_start, linear_end=model.linear_end)
+    restore_non_persistent_buffers(model)
+    model.load_schedule(state_dict)
+    model.ztsnr = bool(model.model_config is not None and model.model_config.zero_terminal_snr)
 
     _check_no_meta(model, name)
     place_model(model, device)
     fp8_weights.apply(model)
+    if model.model_config is not None and model.model_config.needs_v_prediction_test:
+        _decide_sd2_prediction(model)
 
     if checkpoint_info is not None:
         model.sd_model_hash = checkpoint_info.calculate_shorthash()
@@ -341,6 +373,14 @@ def load_model_weights(model, checkpoint_info, state_dict, timer=None, device=No
         shared.opts.data["sd_checkpoint_hash"] = checkpoint_info.sha256
     model.logvar = torch.zeros(model.num_timesteps)
     return model
+
+
+def _decide_sd2_prediction(model):
+    """SD2 files do not say whether they predict v (768-v) or the noise (512-base): run A1111's test on the UNet."""
+    config = model.model_config
+    if model_detection.is_v_prediction_unet(model.model.diffusion_model, config.unet["context_dim"]):
+        model.parameterization = config.parameterization = "v"
+    config.parameterization_source = "SD2 test"
 
 
 def _placement_for_key(key, device):
@@ -371,20 +411,55 @@ def _check_no_meta(model, name):
             raise ValueError(f"{name}: no weights for '{n}'")
 
 
+def text_encoders_of(model):
+    """The module holding the model's text encoders: cond_stage_model (SD1/SD2) or the conditioner (SDXL)."""
+    return model.conditioner if model.family is not None and model.family.is_sdxl else model.cond_stage_model
+
+
 def place_model(model, device=None):
-    """UNet and text encoder in devices.dtype_unet, VAE in devices.dtype_vae, schedule in float32, all on `device`
+    """UNet and text encoders in devices.dtype_unet, VAE in devices.dtype_vae, schedule in float32, all on `device`
     (default: devices.device)."""
     device = device or devices.device
     model.model.to(device=device, dtype=devices.dtype_unet)
-    model.cond_stage_model.to(device=device, dtype=devices.dtype_unet)
+    text_encoders_of(model).to(device=device, dtype=devices.dtype_unet)
     model.first_stage_model.to(device=device, dtype=devices.dtype_vae)
     for name in model.SCHEDULE_BUFFERS:
         setattr(model, name, getattr(model, name).to(device=device, dtype=torch.float32))
+    model.alphas_cumprod_original = model.alphas_cumprod
     model.model.diffusion_model.dtype = devices.dtype_unet
     if shared.cmd_opts.opt_channelslast:
         model.to(memory_format=torch.channels_last)
     model.eval()
     model.requires_grad_(False)
+
+
+def rescale_zero_terminal_snr_abar(alphas_cumprod):
+    """alphas_cumprod shifted and scaled in sqrt space so the last step has SNR 0 (A1111's "Zero Terminal SNR"; the
+    last value is kept just above 0 so sigma stays finite)."""
+    alphas_bar_sqrt = alphas_cumprod.sqrt()
+    alphas_bar_sqrt_0 = alphas_bar_sqrt[0].clone()
+    alphas_bar_sqrt_t = alphas_bar_sqrt[-1].clone()
+    alphas_bar_sqrt -= alphas_bar_sqrt_t
+    alphas_bar_sqrt *= alphas_bar_sqrt_0 / (alphas_bar_sqrt_0 - alphas_bar_sqrt_t)
+    alphas_bar = alphas_bar_sqrt ** 2
+    alphas_bar[-1] = 4.8973451890853435e-08
+    return alphas_bar
+
+
+def apply_alpha_schedule_override(sd_model, p=None):
+    """The schedule sampling uses for this job: the file's, downcast to fp16 and/or rescaled to zero terminal SNR
+    when the settings (or, for zero terminal SNR, the file's `ztsnr` marker) ask; noted in p's infotext."""
+    if not hasattr(sd_model, "alphas_cumprod_original"):
+        return
+    sd_model.alphas_cumprod = sd_model.alphas_cumprod_original.to(devices.device)
+    if shared.opts.use_downcasted_alpha_bar:
+        if p is not None:
+            p.extra_generation_params["Downcast alphas_cumprod"] = shared.opts.use_downcasted_alpha_bar
+        sd_model.alphas_cumprod = sd_model.alphas_cumprod.half().to(devices.device)
+    if shared.opts.sd_noise_schedule == "Zero Terminal SNR" or sd_model.ztsnr:
+        if p is not None and shared.opts.sd_noise_schedule == "Zero Terminal SNR":
+            p.extra_generation_params["Noise Schedule"] = shared.opts.sd_noise_schedule
+        sd_model.alphas_cumprod = rescale_zero_terminal_snr_abar(sd_model.alphas_cumprod.double()).float().to(devices.device)
 
 
 def _call_hijack(model):
@@ -402,6 +477,8 @@ def _undo_hijack(model):
 
 
 def _fire_model_loaded(model):
+    from modules.lora import networks  # here, not at the top: networks imports sd_models
+    networks.assign_network_names_to_compvis_modules(model)  # A1111's Lora extension named the layers on model load
     try:
         script_callbacks.model_loaded_callback(model)
     except Exception:
@@ -435,7 +512,7 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
     with load_lock:
         # read and recognise the file first: a bad file leaves the current model loaded
         state_dict = already_loaded_state_dict if already_loaded_state_dict is not None else read_state_dict(filename)
-        config = model_detection.detect_config(state_dict, filename)
+        config = detect_model_config(state_dict, checkpoint_info)
         if shared.sd_model is not None:
             if loaded_models.keeps_previous():
                 _set_aside(shared.sd_model)
@@ -460,7 +537,7 @@ def load_model(checkpoint_info=None, already_loaded_state_dict=None):
         _call_hijack(model)
         _fire_model_loaded(model)
         loaded_models.use(model)  # a model beyond the limit is forgotten
-    print(f"Model loaded: {checkpoint_info.title}")
+    print(f"Model loaded: {checkpoint_info.title} ({model.model_config.label})")
     return model
 
 
@@ -492,7 +569,7 @@ def reload_model_weights(sd_model=None, info=None, forced_reload=False):
     current = sd_model or shared.sd_model
     if checkpoint_info is None:
         return current
-    if current is not None and not forced_reload and getattr(current, "sd_model_checkpoint", None) == checkpoint_info.filename:
+    if current is not None and not forced_reload and current.sd_model_checkpoint == checkpoint_info.filename:
         return current
     kept = loaded_models.find(checkpoint_info)
     if kept is not None and not forced_reload:

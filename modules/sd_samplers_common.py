@@ -1,12 +1,13 @@
 """What every sampler shares: the registry entry type, img2img step math, progress/interrupt plumbing, the base
 Sampler class and latent<->image helpers (A1111: modules.sd_samplers_common)."""
 import inspect
+import time
 from collections import namedtuple
 
 import torch
 
 import k_diffusion.sampling
-from modules import devices, shared
+from modules import devices, sd_models, shared
 from modules.shared import opts, state
 # A1111 defines the latent<->image helpers here; the one copy lives in modules.latent_codec.
 from modules.latent_codec import (  # noqa: F401
@@ -144,12 +145,14 @@ def apply_refiner(cfg_denoiser, sigma=None):
         if refiner_pass != "second pass":
             p.extra_generation_params['Hires refiner'] = refiner_pass
 
+    started = time.perf_counter()
+    sd_models.reload_model_weights(info=refiner_checkpoint_info)
+    print(f"Switched to refiner {refiner_checkpoint_info.short_title} in {time.perf_counter() - started:.1f}s")
+    # written after the load, which hashes a file used for the first time: its short title then has the hash
     p.extra_generation_params['Refiner'] = getattr(refiner_checkpoint_info, "short_title", str(refiner_checkpoint_info))
     p.extra_generation_params['Refiner switch at'] = refiner_switch_at
-
-    from modules import sd_models
-    sd_models.reload_model_weights(info=refiner_checkpoint_info)
     cfg_denoiser.sampler.model = shared.sd_model
+    p.sd_model = shared.sd_model  # the rest of the job (conditioning, decoding) uses the refiner, as in A1111
 
     devices.torch_gc()
     p.setup_conds()

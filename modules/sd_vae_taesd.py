@@ -1,4 +1,5 @@
-"""TAESD, the tiny autoencoder used for fast live previews when its weights are in models/VAE-approx/.
+"""TAESD, the tiny autoencoder used for fast live previews when its weights are in models/VAE-approx/: each latent
+format has its own (taesd_decoder for SD1/SD2, taesdxl_decoder for SDXL; the family table says which).
 
 The decoder is a plain nn.Sequential so its state-dict keys are the published files' ("1.weight", "3.conv.0.weight").
 """
@@ -9,7 +10,7 @@ from torch import nn
 
 from modules import devices, shared
 
-DECODER_NAMES = ("taesd_decoder.safetensors", "taesd_decoder.pth")
+DECODER_EXTENSIONS = (".safetensors", ".pth")
 
 
 def conv(n_in, n_out, **kwargs):
@@ -40,10 +41,10 @@ def decoder(latent_channels=4):
     return nn.Sequential(Clamp(), conv(latent_channels, 64), nn.ReLU(), *stages, Block(64, 64), conv(64, 3))
 
 
-def find_decoder_file():
+def find_decoder_file(name="taesd_decoder"):
     folder = os.path.join(shared.models_path, "VAE-approx")
-    for name in DECODER_NAMES:
-        path = os.path.join(folder, name)
+    for extension in DECODER_EXTENSIONS:
+        path = os.path.join(folder, name + extension)
         if os.path.exists(path):
             return path
     return None
@@ -56,22 +57,19 @@ def _read_state_dict(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-_decoder = None
-_decoder_path = None
+_decoders = {}  # path -> loaded decoder
 
 
-def decoder_model():
-    """The TAESD decoder, loaded once; None when its weights are not in models/VAE-approx/."""
-    global _decoder, _decoder_path
-    path = find_decoder_file()
+def decoder_model(name="taesd_decoder"):
+    """The TAESD decoder `name` (models/VAE-approx/<name>.safetensors or .pth), loaded once; None when absent."""
+    path = find_decoder_file(name)
     if path is None:
         return None
-    if _decoder is None or _decoder_path != path:
+    if path not in _decoders:
         model = decoder()
         try:
             model.load_state_dict(_read_state_dict(path))
         except Exception as e:
             raise ValueError(f"{path} is not a TAESD decoder: {e}") from e
-        _decoder = model.eval().to(devices.device, devices.dtype_vae)
-        _decoder_path = path
-    return _decoder
+        _decoders[path] = model.eval().to(devices.device, devices.dtype_vae)
+    return _decoders[path]

@@ -70,7 +70,11 @@ def list_checkpoint_tiles(use_short=False):
 
 
 def reload_hypernetworks():
-    pass
+    """Rescan --hypernetwork-dir into `hypernetworks` ({name: path}), in place."""
+    from modules.hypernetworks import hypernetwork
+    found = hypernetwork.list_hypernetworks(cmd_opts.hypernetwork_dir)
+    hypernetworks.clear()
+    hypernetworks.update(found)
 
 
 def data_relative(path):

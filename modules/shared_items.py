@@ -43,6 +43,11 @@ def upscaler_names():
     return [x.name for x in shared.sd_upscalers]
 
 
+def lora_names():
+    from modules.lora import networks
+    return list(networks.available_networks)
+
+
 def hypernetwork_names():
     from modules import shared
     return ["None", *shared.hypernetworks]

@@ -11,6 +11,7 @@ categories.register_category("sd", "Stable Diffusion")
 categories.register_category("ui", "User Interface")
 categories.register_category("system", "System")
 categories.register_category("postprocessing", "Postprocessing")
+categories.register_category("training", "Training")
 
 restricted_opts = {
     "samples_filename_pattern", "directories_filename_pattern", "outdir_samples", "outdir_txt2img_samples",
@@ -132,8 +133,33 @@ options_templates.update(options_section(("sd", "Stable Diffusion", "sd"), {
     "half_precision_type": OptionInfo("float16", "Half-precision type on the GPU", "Radio", {"choices": ["float16", "bfloat16"]}).info("bfloat16 only where the GPU computes in it (compute capability 8.0+), else float16; --bf16 forces bfloat16; applies when a checkpoint is loaded"),
     "randn_source": OptionInfo("GPU", "Random number generator source.", "Radio", {"choices": ["GPU", "CPU", "NV"]}, infotext="RNG").info("changes seeds drastically; use CPU to produce the same picture across different videocard vendors; use NV to produce same picture as on NVidia videocards"),
     "tiling": OptionInfo(False, "Tiling", infotext="Tiling").info("produce a tileable picture"),
+    "sdxl_clip_l_skip": OptionInfo(False, "Clip skip SDXL", "Checkbox").info("Enable Clip skip for the secondary clip model in sdxl. Has no effect on SD 1.5 or SD 2.0/2.1."),
     "hires_fix_refiner_pass": OptionInfo("second pass", "Hires fix: which pass to enable refiner for", "Radio", {"choices": ["first pass", "second pass", "both passes"]}, infotext="Hires refiner"),
     "enable_prompt_comments": OptionInfo(True, "Enable comments").info("Use # anywhere in the prompt to hide the text between # and the end of the line from the generation."),
+}))
+
+# A1111's training settings: nothing here trains, but extensions read them (Dataset Tag Editor reads the filename
+# word regex when it loads).
+options_templates.update(options_section(("training", "Training", "training"), {
+    "unload_models_when_training": OptionInfo(False, "Move VAE and CLIP to RAM when training if possible. Saves VRAM."),
+    "pin_memory": OptionInfo(False, "Turn on pin_memory for DataLoader. Makes training slightly faster but can increase memory usage."),
+    "save_optimizer_state": OptionInfo(False, "Saves Optimizer state as separate *.optim file. Training of embedding or HN can be resumed with the matching optim file."),
+    "save_training_settings_to_txt": OptionInfo(True, "Save textual inversion and hypernet settings to a text file whenever training starts."),
+    "dataset_filename_word_regex": OptionInfo("", "Filename word regex"),
+    "dataset_filename_join_string": OptionInfo(" ", "Filename join string"),
+    "training_image_repeats_per_epoch": OptionInfo(1, "Number of repeats for a single input image per epoch; used only for displaying epoch number", "Number", {"precision": 0}),
+    "training_write_csv_every": OptionInfo(500, "Save an csv containing the loss to log directory every N steps, 0 to disable"),
+    "training_xattention_optimizations": OptionInfo(False, "Use cross attention optimizations while training"),
+    "training_enable_tensorboard": OptionInfo(False, "Enable tensorboard logging."),
+    "training_tensorboard_save_images": OptionInfo(False, "Save generated images within tensorboard."),
+    "training_tensorboard_flush_every": OptionInfo(120, "How often, in seconds, to flush the pending tensorboard events and summaries to disk."),
+}))
+
+options_templates.update(options_section(("sdxl", "Stable Diffusion XL", "sd"), {
+    "sdxl_crop_top": OptionInfo(0, "crop top coordinate", "Number"),
+    "sdxl_crop_left": OptionInfo(0, "crop left coordinate", "Number"),
+    "sdxl_refiner_low_aesthetic_score": OptionInfo(2.5, "SDXL low aesthetic score", "Number").info("used for refiner model negative prompt"),
+    "sdxl_refiner_high_aesthetic_score": OptionInfo(6.0, "SDXL high aesthetic score", "Number").info("used for refiner model prompt"),
 }))
 
 options_templates.update(options_section(("vae", "VAE", "sd"), {
@@ -205,6 +231,13 @@ options_templates.update(options_section(("extra_networks", "Extra Networks", "s
     "textual_inversion_print_at_load": OptionInfo(False, "Print a list of Textual Inversion embeddings when loading model"),
     "textual_inversion_add_hashes_to_infotext": OptionInfo(True, "Add Textual Inversion hashes to infotext"),
     "sd_hypernetwork": OptionInfo("None", "Add hypernetwork to prompt", "Dropdown", lambda: {"choices": shared_items.hypernetwork_names()}),
+    "sd_lora": OptionInfo("None", "Add network to prompt", "Dropdown", lambda: {"choices": ["None", *shared_items.lora_names()]}),
+    "lora_preferred_name": OptionInfo("Alias from file", "When adding to prompt, refer to Lora by", "Radio", {"choices": ["Alias from file", "Filename"]}),
+    "lora_add_hashes_to_infotext": OptionInfo(True, "Add Lora hashes to infotext"),
+    "lora_show_all": OptionInfo(False, "Always show all networks on the Lora page").info("otherwise, those detected as for incompatible version of Stable Diffusion will be hidden"),
+    "lora_hide_unknown_for_versions": OptionInfo([], "Hide networks of unknown versions for model versions", "CheckboxGroup", {"choices": ["SD1", "SD2", "SDXL"]}),
+    "lora_in_memory_limit": OptionInfo(0, "Number of Lora networks to keep cached in memory", "Number", {"precision": 0}),
+    "lora_not_found_warning_console": OptionInfo(False, "Lora not found warning in console"),
 }))
 
 options_templates.update(options_section(("ui_prompt_editing", "Prompt editing", "ui"), {

@@ -22,6 +22,16 @@ SORT_FIELDS = {"Default": "default", "Name": "name", "Path": "path", "Date Creat
                "Date Modified": "date_modified"}
 
 
+def find_preview_file(path):
+    """The preview image file beside a model, given its path without extension: NAME.preview.EXT or NAME.EXT
+    (png, jpg, jpeg, webp, gif or the images' save format), or None."""
+    for ext in allowed_preview_extensions():
+        for candidate in (f"{path}.preview.{ext}", f"{path}.{ext}"):
+            if os.path.isfile(candidate):
+                return candidate
+    return None
+
+
 def samples_format():
     return str(shared.opts.samples_format or "png").lower()
 
@@ -59,9 +69,11 @@ def register_default_pages():
     from modules.ui_extra_networks_checkpoints import ExtraNetworksPageCheckpoints
     from modules.ui_extra_networks_hypernets import ExtraNetworksPageHypernetworks
     from modules.ui_extra_networks_textual_inversion import ExtraNetworksPageTextualInversion
+    from modules.ui_extra_networks_lora import ExtraNetworksPageLora
     register_page(ExtraNetworksPageTextualInversion())
     register_page(ExtraNetworksPageHypernetworks())
     register_page(ExtraNetworksPageCheckpoints())
+    register_page(ExtraNetworksPageLora())
 
 
 def pages_in_preferred_order(pages):
@@ -142,11 +154,8 @@ class ExtraNetworksPage:
 
     def find_preview(self, path):
         """The URL of NAME.preview.EXT or NAME.EXT beside a model (path without extension), or None."""
-        for ext in allowed_preview_extensions():
-            for candidate in (f"{path}.preview.{ext}", f"{path}.{ext}"):
-                if os.path.isfile(candidate):
-                    return self.link_preview(candidate)
-        return None
+        found = find_preview_file(path)
+        return self.link_preview(found) if found is not None else None
 
     def find_description(self, path):
         for candidate in (f"{path}.txt", f"{path}.description.txt"):

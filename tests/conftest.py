@@ -35,6 +35,20 @@ def tiny_checkpoint_path(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def family_checkpoints(tmp_path_factory):
+    """get(family, variant="base") -> path of a tiny checkpoint of that family (with its yaml), made once a session."""
+    from tests.checkpoint_factory import make_family_checkpoint
+    folder = tmp_path_factory.mktemp("families")
+    made = {}
+
+    def get(family, variant="base"):
+        if (family, variant) not in made:
+            made[family, variant], _ = make_family_checkpoint(folder / f"{family}-{variant}.safetensors", family, variant=variant)
+        return str(made[family, variant])
+    return get
+
+
 @pytest.fixture
 def tiny_model(tiny_checkpoint_path):
     """`shared.sd_model` loaded from the session's tiny checkpoint (reloaded only if another model replaced it)."""
@@ -47,12 +61,18 @@ def tiny_model(tiny_checkpoint_path):
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked `cuda` run only where CUDA works (benchmarks/gpu_check.sh runs them on a GPU machine); tests
-    marked `ray` (minutes of Ray start-up) only when selected with `-m ray`."""
+    marked `ray` (minutes of Ray start-up) only when selected with `-m ray`, tests marked `full_size` (models at
+    their real widths: tens of GB, minutes each) only with `-m full_size`."""
     if "ray" not in (config.option.markexpr or ""):
         skip_ray = pytest.mark.skip(reason="starts a Ray cluster: run with -m ray (README, Tests)")
         for item in items:
             if item.get_closest_marker("ray") is not None:
                 item.add_marker(skip_ray)
+    if "full_size" not in (config.option.markexpr or ""):
+        full_size = [item for item in items if item.get_closest_marker("full_size") is not None]
+        if full_size:
+            config.hook.pytest_deselected(items=full_size)
+            items[:] = [item for item in items if item.get_closest_marker("full_size") is None]
     cuda_items = [item for item in items if item.get_closest_marker("cuda") is not None]
     if not cuda_items:
         return

@@ -1,5 +1,6 @@
 """The Extra Networks card tabs in a real browser: search, sort, subfolders, a card click putting its text into the
-prompt (and taking it out again), the metadata editor writing NAME.json, a checkpoint card switching the model."""
+prompt (and taking it out again), the metadata editor writing NAME.json, a checkpoint card switching the model, the
+demo LoRA's card putting its tag into the prompt and a Generate using it."""
 import json
 import os
 import re
@@ -7,12 +8,13 @@ import shutil
 
 import pytest
 
-from tests.webui_server import WebuiServer, chromium_available, launch_browser
+from tests.webui_server import WebuiServer, chromium_available, copy_into, launch_browser, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "models", "Stable-diffusion", "demo-shapes.safetensors")
+DEMO_LORA = os.path.join(ROOT, "models", "Lora", "demo-turquoise")
 
 
 def embedding(path, width=64):
@@ -42,6 +44,8 @@ def data_dir(tmp_path_factory):
     Image.new("RGB", (32, 32), (0, 120, 255)).save(sd_dir / "styles" / "other.preview.png")
     for name in ("embeddings/ink.pt", "embeddings/alpha.pt", "embeddings/sub/zeta.pt"):
         embedding(str(data / name))
+    for suffix in (".safetensors", ".json", ".preview.png"):  # the shipped demo LoRA and its card files
+        copy_into(DEMO_LORA + suffix, data / "models" / "Lora")
     return data
 
 
@@ -133,3 +137,23 @@ def test_card_pages_search_sort_click_edit_and_select(page, data_dir):
     page.locator("#txt2img_checkpoints_cards .card[data-name=demo-shapes]").click()
     expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^demo-shapes\.safetensors"), timeout=60000)
 
+
+
+def test_the_demo_lora_card_puts_its_tag_in_the_prompt_and_generate_uses_it(page):
+    from playwright.sync_api import expect
+    expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"demo-shapes|other"), timeout=60000)
+    prompt = page.locator("#txt2img_prompt textarea")
+    prompt.fill("a large star in the centre on a black background")
+    for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 4)):
+        set_number(page, elem_id, value)
+    open_tab(page, "txt2img", "Lora")
+    card = page.locator("#txt2img_lora_cards .card[data-name=demo-turquoise]")
+    expect(card.locator("img.preview")).to_have_attribute("src", re.compile(r"demo-turquoise\.preview\.png"), timeout=60000)
+    card.click()  # the default multiplier (1) and the card's activation text
+    expect(prompt).to_have_value("a large star in the centre on a black background <lora:demo-turquoise:1> turquoise")
+    page.locator("#txt2img_generate").click()  # the Generate button is above the tabs
+    open_tab(page, "txt2img", "Generation")  # the results are in the Generation tab, as in A1111
+    info = page.locator("#html_info_txt2img")
+    info.get_by_text("Lora hashes").wait_for(timeout=120000)
+    assert re.search(r'Lora hashes: "demo-turquoise: [0-9a-f]{12}"', info.inner_text()), info.inner_text()
+    assert "<lora:demo-turquoise:1> turquoise" in info.inner_text()  # the tag is kept in the infotext's prompt

@@ -71,7 +71,7 @@ def run_model(model, prompts=("a photo of a cat",)):
 def test_tiny_checkpoint_config_is_read_from_shapes(files):
     sd = sd_models.read_state_dict(files.st)
     cfg = model_detection.detect_config(sd, files.st)
-    assert cfg.family == "sd1" and cfg.conditioning_key == "crossattn"
+    assert cfg.family.name == "sd1" and cfg.conditioning_key == "crossattn"
     assert cfg.unet["in_channels"] == 4 and cfg.unet["model_channels"] == 32
     assert cfg.unet["channel_mult"] == (1, 2) and cfg.unet["num_res_blocks"] == 1
     assert cfg.unet["attention_resolutions"] == [2] and cfg.unet["context_dim"] == 32
@@ -95,8 +95,7 @@ def test_real_sd15_layout_is_detected():
 
 @pytest.mark.parametrize("keys, words", [
     ({"conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight": (49408, 768)}, "SDXL"),
-    ({"model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3),
-      "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight": (3072, 1024)}, "SD2"),
+    ({"model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight": (4608, 1536)}, "SD3"),
     ({"encoder.conv_in.weight": (128, 3, 3, 3), "decoder.conv_in.weight": (512, 4, 3, 3)}, "VAE"),
     ({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": (4, 320)}, "LoRA"),
     ({"something.else": (3,)}, "not a Stable Diffusion checkpoint"),

@@ -1,5 +1,5 @@
-"""The engine on an NVIDIA GPU: every generation path, precision flag, memory mode, the NaN check, compile, tiled VAE
-and the GPU noise. Marked `cuda`: skipped without CUDA; benchmarks/gpu_check.sh runs them on a GPU machine.
+"""The engine on an NVIDIA GPU: every generation path (SDXL with its refiner, LoRA), precision flag, memory mode, the
+NaN check, compile, tiled VAE and the GPU noise. Marked `cuda`: skipped without CUDA; benchmarks/gpu_check.sh runs them on a GPU machine.
 
 Pictures are compared with the same job in fp32 on the same GPU (same CUDA noise), so a broken half-precision path
 shows as a difference, not as a different seed.
@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from modules import devices, processing, rng, sd_models, shared
+from modules import devices, loaded_models, processing, rng, script_callbacks, sd_models, shared
+from tests import checkpoint_factory as factory
 
 pytestmark = pytest.mark.cuda
 
@@ -25,17 +26,20 @@ FLAG_DEFAULTS = dict(no_half=False, no_half_vae=False, precision="autocast", upc
 
 
 @contextlib.contextmanager
-def engine(**flags):
-    """The engine reconfigured with these flags (others at their defaults) and the demo model loaded; restored after."""
+def engine(checkpoint=DEMO, **flags):
+    """The engine reconfigured with these flags (others at their defaults) and the checkpoint (default: the demo model)
+    loaded; restored after, with no model kept loaded (the refiner's included)."""
     saved = {name: getattr(shared.cmd_opts, name) for name in FLAG_DEFAULTS}
     for name, value in dict(FLAG_DEFAULTS, **flags).items():
         setattr(shared.cmd_opts, name, value)
     devices.configure(shared.cmd_opts)
     shared.device = devices.device
     try:
-        yield sd_models.load_model(sd_models.CheckpointInfo(DEMO))
+        yield sd_models.load_model(sd_models.CheckpointInfo(checkpoint))
     finally:
         sd_models.unload_model_weights()
+        for kept in list(loaded_models.loaded):
+            loaded_models.forget(kept)
         for name, value in saved.items():
             setattr(shared.cmd_opts, name, value)
         devices.configure(shared.cmd_opts)
@@ -108,6 +112,106 @@ def test_hires_fix_on_the_gpu():
     image = res.images[0]
     assert image.size == (128, 128)
     assert 0.05 < pixels(image).std()  # a picture, not a flat or black square
+
+
+# ---- LoRA ----------------------------------------------------------------------------------------------------------
+
+TURQUOISE = "a large turquoise circle in the centre on a white background"
+
+
+@pytest.fixture
+def demo_lora(monkeypatch):
+    """The shipped demo LoRA (models/Lora of the checkout) listed as at start-up; its tag. No network stays active."""
+    from modules import initialize
+    from modules.lora import networks
+    monkeypatch.setattr(shared.cmd_opts, "lora_dir", os.path.join(ROOT, "models", "Lora"))
+    initialize.load_extra_networks()
+    assert "demo-turquoise" in networks.available_networks
+    yield "<lora:demo-turquoise:1>"
+    networks.load_networks([])
+
+
+def unet_weights(model):
+    return {name: t.detach().to("cpu", copy=True) for name, t in model.model.diffusion_model.state_dict().items()}
+
+
+def test_lora_on_half_weights_on_the_gpu_in_every_memory_mode_and_taken_off_exactly(demo_lora):
+    """The LoRA patched into the fp16 UNet and text encoder on the GPU (resting in RAM under --medvram/--lowvram)
+    draws the fp32 LoRA picture, the turquoise it taught the demo model; without the tag the weights are the
+    checkpoint's again, bit for bit."""
+    from demo_model import judge
+    from demo_model.train_lora import NEW_COLOUR, PALETTE
+    prompt = f"{TURQUOISE} {demo_lora}"
+    with engine(no_half=True) as model:
+        reference = txt2img(model, prompt=prompt).images[0]
+    assert judge.judge(reference, palette=PALETTE).main.colour == NEW_COLOUR
+    for name, flags in (("normal", {}), ("--medvram", dict(medvram=True)), ("--lowvram", dict(lowvram=True))):
+        with engine(**flags) as model:
+            original = unet_weights(model)
+            picture = txt2img(model, prompt=prompt).images[0]
+            txt2img(model, prompt=TURQUOISE, steps=1)  # the tag gone: the layers get their own weights back
+            changed = [key for key, value in unet_weights(model).items() if not torch.equal(value, original[key])]
+        ok, how = close(picture, reference)
+        assert ok, f"{name}: {how}"
+        assert judge.judge(picture, palette=PALETTE).main.colour == NEW_COLOUR, name
+        assert not changed, f"{name}: {changed[:3]} not restored"
+
+
+# ---- SDXL and its refiner ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sdxl_checkpoints(tmp_path_factory):
+    """Tiny SDXL base and refiner checkpoints (random weights in the real key layout), the refiner registered."""
+    folder = tmp_path_factory.mktemp("sdxl")
+    base, _ = factory.make_family_checkpoint(folder / "xl-base.safetensors", "sdxl")
+    refiner, _ = factory.make_family_checkpoint(folder / "xl-refiner.safetensors", "sdxl_refiner", seed=1)
+    refiner_info = sd_models.CheckpointInfo(str(refiner))
+    refiner_info.register()
+    return str(base), refiner_info
+
+
+def test_sdxl_and_its_refiner_in_fp16_and_in_every_memory_mode(sdxl_checkpoints, monkeypatch):
+    """SDXL with its refiner taking over halfway: in fp16 the fp32 picture; under --medvram-sdxl and --lowvram the
+    same picture with less VRAM in use (as the base UNet's middle block starts); the refiner runs in the same mode
+    while the base rests in RAM (kept loaded: sd_checkpoints_limit 2), and the base is the model in use afterwards."""
+    base, refiner_info = sdxl_checkpoints
+    monkeypatch.setitem(shared.opts.data, "sd_checkpoints_limit", 2)
+    pictures, in_use = {}, {}
+    for name, flags in (("fp32", dict(no_half=True)), ("normal", {}), ("--medvram-sdxl", dict(medvram_sdxl=True)),
+                        ("--lowvram", dict(lowvram=True))):
+        with engine(base, **flags) as model:
+            seen, refiner_steps = [], []
+            model.model.diffusion_model.middle_block.register_forward_pre_hook(
+                lambda *_: seen.append(torch.cuda.memory_allocated()))
+
+            def on_step(params, model=model):
+                if shared.sd_model is not model:  # the refiner's steps: where the base and the refiner are
+                    refiner_steps.append((model.model.diffusion_model.out[2].weight.device.type, shared.sd_model.lowvram,
+                                          shared.sd_model.sd_checkpoint_info.filename))
+            script_callbacks.on_cfg_denoiser(on_step, name="test: refiner steps")
+            try:
+                result = txt2img(model, steps=8, sampler_name="Euler", refiner_checkpoint=refiner_info.title,
+                                 refiner_switch_at=0.5)
+            finally:
+                script_callbacks.remove_callbacks_for_function(on_step)
+            assert shared.sd_model is model and model.device.type == "cuda", name
+            assert model.lowvram == (name in ("--medvram-sdxl", "--lowvram")), name
+        assert "Refiner: xl-refiner" in result.infotexts[0], name
+        assert 0 < len(refiner_steps) < 8 and set(refiner_steps) == {("cpu", model.lowvram, refiner_info.filename)}, \
+            f"{name}: {refiner_steps}"
+        pictures[name], in_use[name] = result.images[0], max(seen)
+    ok, how = close(pictures["normal"], pictures["fp32"])
+    assert ok, f"fp16: {how}"
+    for name in ("--medvram-sdxl", "--lowvram"):
+        ok, how = close(pictures[name], pictures["normal"], mean=1 / 255, worst=4 / 255)
+        assert ok, f"{name}: {how}"
+    assert in_use["--lowvram"] < in_use["--medvram-sdxl"] < in_use["normal"], in_use
+
+
+def test_medvram_sdxl_leaves_an_sd1_model_whole_on_the_gpu():
+    with engine(medvram_sdxl=True) as model:
+        assert not model.lowvram and shared.parallel_processing_allowed
+        assert {p.device.type for p in model.parameters()} == {"cuda"}
 
 
 # ---- precision -----------------------------------------------------------------------------------------------------

@@ -19,8 +19,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CENSUS), reason="the census l
 # Names that live in other engineers' rooms: (prefix, owner).
 OWNERS = [("modules.api", "api"), ("modules.call_queue", "api"), ("networks", "networks"), ("lora", "networks"),
           ("modules.extra_networks", "networks"), ("modules.patches", "networks"), ("modules.hypernetworks", "networks"),
-          ("modules.ui_extra_networks", "cards"), ("ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder", "families"),
-          ("modules.sd_models_xl", "families"), ("modules.lowvram", "perf"), ("modules.devices.dtype", "perf"),
+          ("modules.ui_extra_networks", "cards"), ("modules.lowvram", "perf"), ("modules.devices.dtype", "perf"),
           ("modules.devices.cond_cast_unet", "perf"), ("modules.devices.NansException", "perf")]
 
 

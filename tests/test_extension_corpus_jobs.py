@@ -64,10 +64,11 @@ def sd1_linear_decode(model):
     against SD1's latent space, which this map (A1111's "Approx cheap" preview) describes.
     """
     import torch
-    from modules import live_preview
+    from modules import model_families
+    factors = torch.tensor(model_families.SD1_LATENT.rgb_factors)
 
     def decode(z):
-        rgb = torch.einsum("bchw,cr->brhw", z.float(), live_preview.SD1_LATENT_RGB.to(z.device))
+        rgb = torch.einsum("bchw,cr->brhw", z.float(), factors.to(z.device))
         return torch.nn.functional.interpolate(rgb, scale_factor=8, mode="nearest").to(z.dtype)
     return decode
 

@@ -191,10 +191,7 @@ def test_state_serves_its_config(corpus):
 
 
 def test_dataset_tag_editor_tab_is_there(corpus):
-    needs("modules.lowvram", "perf")
-    from ldm.modules.encoders import modules as encoders
-    if not hasattr(encoders, "FrozenOpenCLIPEmbedder"):
-        pytest.skip("ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder is not there yet (owner: families)")
+    """It imports ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder and modules.lowvram at load."""
     from modules import script_callbacks
     assert reports_for(corpus, "stable-diffusion-webui-dataset-tag-editor") == []
     assert "Dataset Tag Editor" in [t[1] for t in script_callbacks.ui_tabs_callback()]

@@ -167,10 +167,10 @@ def test_pages_register_in_the_preferred_tab_order(monkeypatch):
     monkeypatch.setattr(ui_extra_networks, "extra_pages", [])
     ui_extra_networks.register_default_pages()
     names = [p.name for p in ui_extra_networks.extra_pages]
-    assert names == ["textual inversion", "hypernetworks", "checkpoints"]
-    monkeypatch.setitem(shared.opts.data, "ui_extra_networks_tab_reorder", "checkp, hyper")
+    assert names == ["textual inversion", "hypernetworks", "checkpoints", "lora"]
+    monkeypatch.setitem(shared.opts.data, "ui_extra_networks_tab_reorder", "lora, checkp")
     assert [p.name for p in ui_extra_networks.pages_in_preferred_order(ui_extra_networks.extra_pages)] == \
-        ["checkpoints", "hypernetworks", "textual inversion"]
+        ["lora", "checkpoints", "textual inversion", "hypernetworks"]
 
 
 def test_an_extension_page_registers_and_renders_with_a1111s_item_keys(tmp_path, monkeypatch):

@@ -45,3 +45,30 @@ def test_plain_prompt_without_parameters_only_sets_the_prompt(txt2img_tab):
     v = values_by_key(txt2img_tab, "just a prompt")
     assert v["Prompt"] == "just a prompt"
     assert isinstance(v["Steps"], dict) or v["Steps"] == gr.update()
+
+
+def test_paste_fills_the_scripts_fields_such_as_the_refiner(txt2img_tab, tmp_path):
+    """The scripts' own infotext fields are pasted too (A1111): the Refiner accordion opens with its checkpoint and
+    fraction; an infotext without a refiner closes it."""
+    import gradio as gr
+    from modules import scripts, sd_models
+    from tests import checkpoint_factory as factory
+    from webui import infotext_apply, script_runner_ui
+    info = sd_models.CheckpointInfo(factory.make_tiny_sd1_checkpoint(str(tmp_path / "my-refiner.safetensors")))
+    info.register()
+    scripts.load_scripts()
+    runner = scripts.scripts_txt2img
+    with gr.Blocks():
+        script_runner_ui.create_script_ui(runner, is_img2img=False)
+    refiner = next(s for s in runner.alwayson_scripts if s.title() == "Refiner")
+    enable, checkpoint, switch_at = refiner.args_from, refiner.args_from + 1, refiner.args_from + 2
+    components = infotext_apply.script_components(runner)
+    targets = infotext_apply.paste_targets(txt2img_tab["form"], txt2img_tab["seed"], txt2img_tab["hires"])
+
+    def pasted(text):
+        values = infotext_apply.apply_infotext(text, targets, runner)[len(targets):]
+        return {components.index(runner.inputs[i]): values[components.index(runner.inputs[i])] for i in (enable, checkpoint, switch_at)}
+
+    v = list(pasted(INFOTEXT + ", Refiner: my-refiner, Refiner switch at: 0.6").values())
+    assert v[0] is True and v[1]["value"] == info.title and info.title in v[1]["choices"] and float(v[2]) == 0.6
+    assert list(pasted(INFOTEXT).values())[0] is False

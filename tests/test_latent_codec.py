@@ -21,14 +21,14 @@ def taesd_weights(tmp_path, monkeypatch):
     """A TAESD decoder file in models/VAE-approx (random weights: it only has to differ from the full VAE)."""
     import safetensors.torch
     monkeypatch.setattr(shared, "models_path", str(tmp_path))
-    monkeypatch.setattr(sd_vae_taesd, "_decoder", None)
+    monkeypatch.setattr(sd_vae_taesd, "_decoders", {})
     os.makedirs(tmp_path / "VAE-approx")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         state = sd_vae_taesd.decoder().state_dict()
     safetensors.torch.save_file(state, str(tmp_path / "VAE-approx" / "taesd_decoder.safetensors"))
     yield
-    monkeypatch.setattr(sd_vae_taesd, "_decoder", None)
+    monkeypatch.setattr(sd_vae_taesd, "_decoders", {})
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ def test_cheap_approximation_gives_an_8x_preview():
 def test_taesd_used_when_its_weights_exist(tmp_path, monkeypatch):
     import safetensors.torch
     monkeypatch.setattr(shared, "models_path", str(tmp_path))
-    monkeypatch.setattr(sd_vae_taesd, "_decoder", None)
+    monkeypatch.setattr(sd_vae_taesd, "_decoders", {})
     assert sd_vae_taesd.decoder_model() is None
     os.makedirs(tmp_path / "VAE-approx")
     torch.manual_seed(0)

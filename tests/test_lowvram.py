@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from modules import devices, lowvram, memory_placement, processing, sd_models, shared
+from tests import checkpoint_factory as factory
 
 RAM = torch.device("meta")  # stands for the CPU side: nothing is really moved
 
@@ -36,13 +37,24 @@ def recorder(monkeypatch):
 
 @pytest.fixture
 def fresh_model(tiny_checkpoint_path, monkeypatch):
-    """A tiny model loaded with the memory-mode flags the test sets first; unloaded afterwards."""
-    def load(**flags):
+    """A tiny model (SD1, or the checkpoint at `path`) loaded with the memory-mode flags the test sets first; unloaded
+    afterwards."""
+    def load(path=tiny_checkpoint_path, **flags):
         for name in ("medvram", "lowvram", "medvram_sdxl"):
             monkeypatch.setattr(shared.cmd_opts, name, flags.get(name, False))
-        return sd_models.load_model(sd_models.CheckpointInfo(tiny_checkpoint_path))
+        return sd_models.load_model(sd_models.CheckpointInfo(str(path)))
     yield load
     sd_models.unload_model_weights()
+
+
+@pytest.fixture(scope="module")
+def plain_picture(tiny_checkpoint_path):
+    """The tiny SD1 model's txt2img picture without a memory mode (each mode's test compares its own with it)."""
+    model = sd_models.load_model(sd_models.CheckpointInfo(tiny_checkpoint_path))
+    assert not model.lowvram
+    picture = txt2img(model)
+    sd_models.unload_model_weights()
+    return picture
 
 
 def parts(model):
@@ -63,7 +75,7 @@ def txt2img(model, seed=5):
     return np.asarray(processing.process_images(p).images[0])
 
 
-def test_medvram_moves_text_encoder_unet_and_vae_to_the_gpu_one_at_a_time(recorder, fresh_model):
+def test_medvram_moves_text_encoder_unet_and_vae_to_the_gpu_one_at_a_time(recorder, fresh_model, plain_picture):
     model = fresh_model(medvram=True)
     assert model.lowvram and lowvram.is_enabled(model) and not shared.parallel_processing_allowed
     assert model.device == devices.device  # where it runs, though its weights rest in RAM
@@ -77,7 +89,7 @@ def test_medvram_moves_text_encoder_unet_and_vae_to_the_gpu_one_at_a_time(record
     snapshot_at(named["text encoder"].transformer, snapshots, "text encoder runs", state)
     snapshot_at(model.model, snapshots, "UNet runs", state)
     snapshot_at(model.first_stage_model.decoder, snapshots, "VAE decodes", state)
-    txt2img(model)
+    assert np.array_equal(txt2img(model), plain_picture)  # the hooks change no pixel
     seen = dict(snapshots)
     assert seen["text encoder runs"] == {"text encoder": "gpu", "UNet": "ram", "VAE": "ram"}
     assert seen["UNet runs"] == {"text encoder": "ram", "UNet": "gpu", "VAE": "ram"}
@@ -87,7 +99,7 @@ def test_medvram_moves_text_encoder_unet_and_vae_to_the_gpu_one_at_a_time(record
     assert state() == {"text encoder": "ram", "UNet": "ram", "VAE": "ram"} and lowvram.module_in_gpu is None
 
 
-def test_lowvram_moves_the_unet_block_by_block(recorder, fresh_model):
+def test_lowvram_moves_the_unet_block_by_block(recorder, fresh_model, plain_picture):
     model = fresh_model(lowvram=True)
     unet = model.model.diffusion_model
     blocks = [unet.time_embed, *unet.input_blocks, unet.middle_block, *unet.output_blocks]
@@ -96,7 +108,7 @@ def test_lowvram_moves_the_unet_block_by_block(recorder, fresh_model):
     for i, block in enumerate(blocks):
         snapshot_at(block, snapshots, i, lambda: [recorder(b) for b in blocks])
     snapshot_at(model.first_stage_model.decoder, snapshots, "VAE", lambda: [recorder(b) for b in blocks] + [recorder(model.first_stage_model)])
-    txt2img(model)
+    assert np.array_equal(txt2img(model), plain_picture)
     running = [(label, state) for label, state in snapshots if label != "VAE"]
     assert len(running) >= len(blocks) * 2  # two steps
     for i, state in running:
@@ -105,23 +117,28 @@ def test_lowvram_moves_the_unet_block_by_block(recorder, fresh_model):
     assert vae_state[-1] == "gpu" and vae_state[:-1].count("gpu") == 0
 
 
-def test_a_memory_mode_changes_no_pixel(recorder, fresh_model, tiny_checkpoint_path):
-    plain = txt2img(fresh_model())
-    for flags in (dict(medvram=True), dict(lowvram=True)):
-        lowvram.module_in_gpu = None
-        assert np.array_equal(txt2img(fresh_model(**flags)), plain), flags
+def test_medvram_sdxl_moves_an_sdxl_models_parts_in_turn_and_leaves_other_models_whole(recorder, fresh_model, tmp_path):
+    sd1 = fresh_model(medvram_sdxl=True)
+    assert not sd1.lowvram and shared.parallel_processing_allowed  # an SD1 model: the flag does not apply
+    assert recorder(sd1.model) == "not moved"
 
-
-def test_medvram_sdxl_only_applies_to_sdxl(monkeypatch):
-    monkeypatch.setattr(shared.cmd_opts, "medvram", False)
-    monkeypatch.setattr(shared.cmd_opts, "lowvram", False)
-    monkeypatch.setattr(shared.cmd_opts, "medvram_sdxl", True)
-
-    class Model:
-        is_sdxl = False
-    assert not lowvram.is_needed(Model())
-    Model.is_sdxl = True
-    assert lowvram.is_needed(Model())
+    path, _ = factory.make_family_checkpoint(tmp_path / "xl.safetensors", "sdxl")
+    model = fresh_model(path, medvram_sdxl=True)
+    assert model.is_sdxl and model.lowvram and not shared.parallel_processing_allowed
+    named = {"text encoders": model.conditioner, "UNet": model.model, "VAE": model.first_stage_model}
+    state = lambda: {name: recorder(m) for name, m in named.items()}  # noqa: E731
+    snapshots = []
+    for embedder in model.conditioner.embedders[:2]:  # both text encoders (CLIP ViT-L, OpenCLIP bigG) visit together
+        snapshot_at(embedder, snapshots, f"{type(embedder).__name__} runs", state)
+    snapshot_at(model.model, snapshots, "UNet runs", state)
+    snapshot_at(model.first_stage_model.decoder, snapshots, "VAE decodes", state)
+    txt2img(model)
+    seen = dict(snapshots)
+    assert len(seen) == 4, seen
+    for label, where in seen.items():
+        expected = {"text encoders": "ram", "UNet": "ram", "VAE": "ram"}
+        expected[{"UNet runs": "UNet", "VAE decodes": "VAE"}.get(label, "text encoders")] = "gpu"
+        assert where == expected, label
 
 
 # ---- automatic placement ------------------------------------------------------------------------------------------

@@ -215,7 +215,7 @@ def test_same_inputs_and_settings_give_identical_bytes(tmp_path, abc):
 def test_different_families_and_shapes_are_refused(tmp_path):
     a = write(tmp_path, "sd1.safetensors", sd1_state_dict(1))
     xl = write(tmp_path, "xl.safetensors", {UNET_IN: torch.zeros(8, 4, 3, 3), "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": torch.zeros(4)})
-    with pytest.raises(MergeError, match="different model families: A is SD1, B is SDXL"):
+    with pytest.raises(MergeError, match="different model families: A is SD1.x, B is SDXL"):
         run_merge(tmp_path, a, xl)
     wide = write(tmp_path, "wide.safetensors", sd1_state_dict(2, extra={UNET_BIAS: torch.zeros(6)}))
     with pytest.raises(MergeError, match=r"Models A and B do not match: 1 weights have different shapes: model.diffusion_model.out.2.bias: A=\[4\] B=\[6\]"):

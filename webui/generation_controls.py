@@ -6,7 +6,7 @@ import gradio as gr
 
 from modules import scripts, shared
 from modules.shared import opts
-from webui import script_runner_ui
+from webui import model_size, script_runner_ui
 
 
 def sampler_names(for_img2img=False):
@@ -31,17 +31,9 @@ def hires_upscaler_names():
 
 
 def default_size():
-    """The selected checkpoint's native size when it declares one (the demo model does), else 512."""
-    try:
-        from modules import sd_models
-        info = sd_models.select_checkpoint()
-        resolution = (info.metadata or {}).get("modelspec.resolution") if info is not None else None
-        if resolution:
-            w, h = (int(x) for x in str(resolution).lower().split("x"))
-            return w, h
-    except Exception:
-        pass
-    return 512, 512
+    """The native size of the loaded (or selected) checkpoint: its family's (SD1 512, SDXL 1024, ...) or the file's
+    own `modelspec.resolution` (the demo model declares 64x64)."""
+    return model_size.current_native_size()
 
 
 def create_sampling_controls(tabname, ctx):
@@ -162,9 +154,10 @@ def bind_paste(toprow, out, form, seed, hires, tabname):
     """↙️: infotext in the prompt box (or the last generation's params.txt) fills the form, as A1111."""
     from webui import infotext_apply
     targets = infotext_apply.paste_targets(form, seed, hires)
-    components = [c for _, c in targets]
+    runner = scripts.scripts_img2img if tabname == "img2img" else scripts.scripts_txt2img
+    components = [c for _, c in targets] + infotext_apply.script_components(runner)
 
     def paste(prompt_text):
-        return infotext_apply.apply_infotext(prompt_text, targets)
+        return infotext_apply.apply_infotext(prompt_text, targets, runner)
 
     toprow.paste.click(fn=paste, inputs=[toprow.prompt], outputs=components, queue=False)

@@ -4,6 +4,7 @@ import os
 import gradio as gr
 
 from modules import script_callbacks, shared
+from webui import script_runner_ui
 
 
 def paste_targets(form, seed, hires):
@@ -68,12 +69,19 @@ def _cast(value, component):
     return value
 
 
-def apply_infotext(text: str, targets):
-    """Values for every target component: pasted values where the infotext has them, unchanged otherwise."""
+def script_components(runner):
+    """The controls the tab's scripts fill from an infotext (A1111: each script's infotext_fields, e.g. the
+    Refiner's checkpoint and "Switch at"); pasted after the `targets`' components."""
+    return script_runner_ui.infotext_components(runner) if runner is not None else []
+
+
+def apply_infotext(text: str, targets, runner=None):
+    """Values for every target component, then for the `runner`'s script components: pasted values where the
+    infotext has them, unchanged otherwise."""
     if not text or not text.strip():
         text = read_last_params()
     if not text.strip():
-        return [gr.update() for _ in targets]
+        return [gr.update() for _ in [*targets, *script_components(runner)]]
     params = parse(text)
     has_seed_extras = any(k in params for k in ("Variation seed", "Seed resize from-1"))
     has_hires = "Denoising strength" in params and any(k in params for k in ("Hires upscale", "Hires upscaler", "Hires resize-1"))
@@ -89,4 +97,6 @@ def apply_infotext(text: str, targets):
             values.append(_cast(params[key], component))
         else:
             values.append(gr.update())
+    if runner is not None:
+        values += script_runner_ui.infotext_values(runner, params)
     return values

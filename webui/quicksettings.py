@@ -156,6 +156,6 @@ def create_quicksettings(ctx):
         # The settings' values as the page's javascript sees them (A1111's hidden #settings_json; `opts`).
         ctx.settings_json = gr.Textbox(page_assets.options_json(), visible=False, elem_id="settings_json")
         create_extra_quicksettings(ctx, quicksettings_status)
-    ctx.checkpoint_dropdown.input(fn=switch_checkpoint, inputs=[ctx.checkpoint_dropdown], outputs=[status], concurrency_limit=1)
+    ctx.checkpoint_switch_event = ctx.checkpoint_dropdown.input(fn=switch_checkpoint, inputs=[ctx.checkpoint_dropdown], outputs=[status], concurrency_limit=1)
     refresh.click(fn=refresh_checkpoints, inputs=[], outputs=[ctx.checkpoint_dropdown], queue=False)
     ctx.refresh_checkpoints = refresh_checkpoints

@@ -13,7 +13,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from modules import errors
+from modules import errors, scripts
 from modules.shared import opts
 
 TAB_IDS = {"txt2img": "txt2img", "img2img": "img2img", "extras": "extras", "pnginfo": "pnginfo"}
@@ -98,7 +98,8 @@ def _bind_to_img2img(ctx, button, source_name, image_fn, image_inputs, mode):
         return
     destination = target["init_img"] if mode == 0 else target["inpaint"]
     paste = _paste_targets(target, source_name)
-    outputs = [destination, tabs, *target["mode_select_outputs"], *[c for _, c in paste]]
+    pasted_components = [c for _, c in paste] + infotext_apply.script_components(scripts.scripts_img2img)
+    outputs = [destination, tabs, *target["mode_select_outputs"], *pasted_components]
 
     def send(*values):
         try:
@@ -109,7 +110,8 @@ def _bind_to_img2img(ctx, button, source_name, image_fn, image_inputs, mode):
         if image is None:
             return [gr.update()] * len(outputs)
         value = image if mode == 0 else _editor_value(image)
-        pasted = infotext_apply.apply_infotext(text, paste) if text and text.strip() else [gr.update() for _ in paste]
+        pasted = (infotext_apply.apply_infotext(text, paste, scripts.scripts_img2img) if text and text.strip()
+                  else [gr.update() for _ in pasted_components])
         return [value, gr.Tabs(selected=TAB_IDS["img2img"]), *target["select_mode"](mode), *pasted]
 
     button.click(fn=send, inputs=image_inputs, outputs=outputs, queue=False, show_progress="hidden")
@@ -173,7 +175,8 @@ def _bind_to_txt2img(ctx, button, source_name, image_fn, image_inputs):
         paste = [(k, c) for k, c in paste if k not in ("Seed", "Variation seed", "Variation seed strength", "__seed_extras")]
     if not opts.send_size:
         paste = [(k, c) for k, c in paste if k not in ("Size-1", "Size-2")]
-    outputs = [tabs, *[c for _, c in paste]]
+    pasted_components = [c for _, c in paste] + infotext_apply.script_components(scripts.scripts_txt2img)
+    outputs = [tabs, *pasted_components]
 
     def send(*values):
         try:
@@ -181,7 +184,8 @@ def _bind_to_txt2img(ctx, button, source_name, image_fn, image_inputs):
         except Exception:
             errors.report(f"Error sending parameters from {source_name}", exc_info=True)
             text = ""
-        pasted = infotext_apply.apply_infotext(text, paste) if text and text.strip() else [gr.update() for _ in paste]
+        pasted = (infotext_apply.apply_infotext(text, paste, scripts.scripts_txt2img) if text and text.strip()
+                  else [gr.update() for _ in pasted_components])
         return [gr.Tabs(selected=TAB_IDS["txt2img"]), *pasted]
 
     button.click(fn=send, inputs=image_inputs, outputs=outputs, queue=False, show_progress="hidden")

@@ -4,7 +4,7 @@ import importlib
 import gradio as gr
 
 from modules import errors, script_callbacks, shared
-from webui import quicksettings, send_to
+from webui import model_size, quicksettings, send_to
 
 
 class UiContext:
@@ -81,5 +81,6 @@ def create_ui():
                 _build_tab(ctx, module_name, title, elem_id)
         ctx.tabs_component = tabs
         send_to.bind(ctx)
+        model_size.bind(ctx, ctx.checkpoint_switch_event)
     demo.ui_context = ctx
     return demo

@@ -106,7 +106,7 @@ class SpatialTransformer(nn.Module):
                  disable_self_attn=False, use_linear=False, use_checkpoint=False):
         super().__init__()
         if exists(context_dim) and not isinstance(context_dim, list):
-            context_dim = [context_dim]
+            context_dim = [context_dim] * depth
         self.in_channels = in_channels
         inner_dim = n_heads * d_head
         self.norm = Normalize(in_channels)

@@ -4,9 +4,6 @@ import os
 
 from modules import shared
 
-LORA_EXTENSIONS = (".pt", ".ckpt", ".safetensors")
-
-
 def samplers():
     from modules import sd_samplers
     return [{"name": x.name, "aliases": list(x.aliases), "options": dict(x.options)} for x in sd_samplers.all_samplers]
@@ -70,29 +67,19 @@ def embeddings():
             "skipped": {name: item(e) for name, e in db.skipped_embeddings.items()}}
 
 
-def lora_dir():
-    return os.path.join(shared.models_path, "Lora")
-
-
 def loras():
-    """LoRA files of models/Lora with their safetensors metadata (A1111's built-in Lora extension's answer)."""
-    from modules import sd_models
-    found = []
-    for path in shared.walk_files(lora_dir(), allowed_extensions=LORA_EXTENSIONS):
-        name = os.path.splitext(os.path.basename(path))[0]
-        metadata = {}
-        if path.lower().endswith(".safetensors"):
-            try:
-                metadata = sd_models.read_metadata_from_safetensors(path) or {}
-            except Exception as e:
-                print(f"Could not read the metadata of {path}: {e}")
-        found.append({"name": name, "alias": metadata.get("ss_output_name") or name, "path": path, "metadata": metadata})
-    return found
+    """The LoRA/LyCORIS files the engine knows (models/Lora, --lora-dir, models/LyCORIS), as A1111's built-in Lora
+    extension answers: name, alias, path, safetensors metadata."""
+    from modules.lora import networks
+    if not networks.available_networks:
+        networks.list_available_networks()
+    return [{"name": n.name, "alias": n.alias, "path": n.filename, "metadata": n.metadata}
+            for n in networks.available_networks.values()]
 
 
 def refresh_loras():
-    """The list is read afresh on every request."""
-    return None
+    from modules.lora import networks
+    networks.list_available_networks()
 
 
 def memory():

@@ -188,8 +188,10 @@ class ResBlock(TimestepBlock):
 class UNetModel(nn.Module):
     """The SD UNet. forward(x, timesteps, context) predicts the noise (or v) of latent x at the given timesteps.
 
-    `num_heads` fixes the head count (SD1: 8); `num_head_channels` fixes the head width instead (SD2: 64).
-    `attention_resolutions` lists the downsampling factors (1, 2, 4, ...) whose levels carry a transformer.
+    `num_heads` fixes the head count (SD1: 8); `num_head_channels` fixes the head width instead (SD2, SDXL: 64).
+    `attention_resolutions` lists the downsampling factors (1, 2, 4, ...) whose levels carry a transformer;
+    `transformer_depth` may differ per level (SDXL: 0, 2, 10). With num_classes="sequential" the UNet also takes
+    SDXL's vector `y` (adm_in_channels wide) through `label_emb`.
     """
 
     def __init__(self, image_size=32, in_channels=4, model_channels=320, out_channels=4, num_res_blocks=2,
@@ -230,7 +232,8 @@ class UNetModel(nn.Module):
         def heads_for(ch):
             if num_head_channels == -1:
                 return num_heads, ch // num_heads
-            return ch // num_head_channels, num_head_channels
+            heads = max(1, ch // num_head_channels)  # (a level narrower than one head gets one head)
+            return heads, ch // heads
 
         def transformer(ch, depth):
             n_heads, d_head = heads_for(ch)
@@ -240,7 +243,11 @@ class UNetModel(nn.Module):
         time_embed_dim = model_channels * 4
         self.time_embed = nn.Sequential(linear(model_channels, time_embed_dim), nn.SiLU(), linear(time_embed_dim, time_embed_dim))
         if num_classes is not None:
-            raise NotImplementedError("class-conditioned UNets (SDXL, unCLIP) are not supported yet")
+            if num_classes != "sequential" or adm_in_channels is None:
+                raise NotImplementedError("only SDXL's vector conditioning (num_classes='sequential') is supported")
+            # SDXL: the pooled text embedding and size/crop embeddings (y), mapped like the timestep and added to it
+            self.label_emb = nn.Sequential(nn.Sequential(linear(adm_in_channels, time_embed_dim), nn.SiLU(),
+                                                         linear(time_embed_dim, time_embed_dim)))
 
         self.input_blocks = nn.ModuleList([TimestepEmbedSequential(conv_nd(dims, in_channels, model_channels, 3, padding=1))])
         input_block_chans = [model_channels]
@@ -283,10 +290,13 @@ class UNetModel(nn.Module):
         self.out = nn.Sequential(normalization(ch), nn.SiLU(), conv_nd(dims, model_channels, out_channels, 3, padding=1))
 
     def forward(self, x, timesteps=None, context=None, y=None, **kwargs):
-        if y is not None:
-            raise ValueError("this UNet is not class-conditional; got y")
+        if (y is not None) != (self.num_classes is not None):
+            raise ValueError("this UNet takes a vector y (SDXL's size conditioning)" if self.num_classes is not None
+                             else "this UNet does not take a vector y (only SDXL UNets do)")
         t_emb = timestep_embedding(timesteps, self.model_channels, repeat_only=False).to(self.time_embed[0].weight.dtype)
         emb = self.time_embed(t_emb)
+        if y is not None:
+            emb = emb + self.label_emb(y.to(emb.dtype))
         hs = []
         h = x.type(emb.dtype)
         if context is not None:

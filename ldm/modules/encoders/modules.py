@@ -109,3 +109,73 @@ def restore_position_ids(text_model_wrapper: FrozenCLIPEmbedder):
     n = embeddings.position_embedding.weight.shape[0]
     embeddings.register_buffer("position_ids", torch.arange(n, device=embeddings.position_embedding.weight.device).expand((1, -1)),
                                persistent=False)
+
+
+class FrozenOpenCLIPEmbedder(AbstractEncoder):
+    """SD2's OpenCLIP ViT-H text encoder: list of prompts -> (B, 77, 1024), the penultimate block's output after the
+    final LayerNorm ("penultimate", as SD2's configs) or the last block's ("last").
+
+    `.model` is the OpenCLIP text transformer with the original parameter names (checkpoint: cond_stage_model.model.*).
+    Tokens: the shipped CLIP vocabulary (OpenCLIP's is the same), padded with 0 after the end token as OpenCLIP does."""
+
+    LAYERS = ["last", "penultimate"]
+
+    def __init__(self, arch="ViT-H-14", version=None, device="cpu", max_length=77, freeze=True, layer="last",
+                 config=None, layer_idx=None, final_layer_norm=True):
+        super().__init__()
+        from ldm.modules.encoders.open_clip_text import OpenCLIPTextConfig, OpenCLIPTextModel
+        from modules.clip_tokenizer import load_clip_tokenizer
+        if layer not in ("last", "penultimate", "hidden"):
+            raise ValueError(f"layer must be last, penultimate or hidden, got {layer!r}")
+        self.model = OpenCLIPTextModel(config if config is not None else OpenCLIPTextConfig())
+        self.tokenizer = load_clip_tokenizer()
+        self.max_length = max_length
+        self.layer = layer
+        self.layer_idx = {"last": 0, "penultimate": 1}.get(layer, 0)  # blocks left out at the end, as the original
+        self.hidden_index = layer_idx
+        self.final_layer_norm = final_layer_norm
+        if freeze:
+            self.freeze()
+
+    @property
+    def device(self):
+        return self.model.token_embedding.weight.device
+
+    def freeze(self):
+        self.model = self.model.eval()
+        for param in self.parameters():
+            param.requires_grad = False
+
+    def tokenize(self, text):
+        """OpenCLIP's tokenize: start, the prompt's tokens, end, then zeros to max_length (truncated to fit)."""
+        tokenizer = self.tokenizer
+        ids = tokenizer(list(text), truncation=False, add_special_tokens=False)["input_ids"]
+        result = torch.zeros(len(ids), self.max_length, dtype=torch.long)
+        for row, tokens in enumerate(ids):
+            tokens = [tokenizer.bos_token_id] + tokens[:self.max_length - 2] + [tokenizer.eos_token_id]
+            result[row, :len(tokens)] = torch.tensor(tokens)
+        return result
+
+    def encode_with_transformer(self, tokens):
+        """The chosen block's output for the token ids (final LayerNorm applied when the config says so)."""
+        layers = self.model.transformer.layers
+        index = self.hidden_index if self.hidden_index is not None else layers - self.layer_idx
+        x = self.model.hidden_states(tokens, stop_at=index)[index]
+        return self.model.ln_final(x) if self.final_layer_norm else x
+
+    def forward(self, text):
+        return self.encode_with_transformer(self.tokenize(text).to(self.device))
+
+    def encode(self, text):
+        return self(text)
+
+
+def restore_non_persistent_buffers(module: nn.Module):
+    """Buffers that checkpoints do not store (CLIP's position ids, OpenCLIP's causal mask), recreated after a
+    meta-device build, for every text encoder inside `module`."""
+    from ldm.modules.encoders.open_clip_text import OpenCLIPTextModel
+    for child in module.modules():
+        if isinstance(child, FrozenCLIPEmbedder):
+            restore_position_ids(child)
+        elif isinstance(child, OpenCLIPTextModel):
+            child.restore_attention_mask()
