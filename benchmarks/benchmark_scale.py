@@ -52,7 +52,7 @@ def request(args, seed):
                 height=args.size, seed=seed, sampler_name="Euler a", cfg_scale=7)
 
 
-def run_single_process(args, seeds):
+def run_single_process(args, seeds, unload=True):
     from modules import processing, sd_models, shared
     model = shared.sd_model  # loaded by initialize()
     opts = shared.opts
@@ -63,7 +63,8 @@ def run_single_process(args, seeds):
             outpath_grids=shared.data_relative(opts.outdir_txt2img_grids), **request(args, seed))
         processing.process_images(p)
     wall = time.perf_counter() - started
-    sd_models.unload_model_weights()
+    if unload:
+        sd_models.unload_model_weights()
     return wall
 
 
@@ -121,6 +122,7 @@ def main():
     rows = []
 
     torch.set_num_threads(cpus)
+    run_single_process(args, seeds[:2], unload=False)  # first jobs pay one-time costs, as for the workers
     wall = run_single_process(args, seeds)
     rows.append(("single process (no Ray)", 1, wall, None, "-"))
 

@@ -92,19 +92,22 @@ def initialize(load_model_in_background=True, settings=None):
     global model_loading_thread
     if shared.cmd_opts.ui_debug_mode:
         return
-    name, load = "model", load_model
     if cluster.requested(shared.cmd_opts):
         from modules import job_queue
         from modules.distributed import executor
         job_queue.queue.set_executor(executor.RayExecutor())  # jobs queued while the workers start wait for them
-        name, load = "workers", start_workers
-    elif shared.cmd_opts.nowebui and shared.cmd_opts.skip_load_model_at_start:
+        # In this (the main) thread, not a start-up thread: Ray's local cluster dies with the thread that started it
+        # (see cluster.connect), and Ray's first imports (pydantic.v1) raced the UI's in another thread. It takes
+        # seconds: the workers load their engines in their own processes, in the background.
+        _step("workers", start_workers)
+        return
+    if shared.cmd_opts.nowebui and shared.cmd_opts.skip_load_model_at_start:
         return  # the first generation loads it
     if load_model_in_background:
-        model_loading_thread = threading.Thread(target=lambda: _step(name, load), daemon=True)
+        model_loading_thread = threading.Thread(target=lambda: _step("model", load_model), daemon=True)
         model_loading_thread.start()
     else:
-        _step(name, load)
+        _step("model", load_model)
 
 
 def wait_for_model(timeout=None):

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import types
 
 import pytest
 
@@ -39,6 +41,29 @@ def test_without_ray_installed_the_flag_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when it is not installed
     with pytest.raises(RuntimeError, match=r'pip install "\.\[ray\]"'):
         cluster.import_ray()
+
+
+def test_a_local_cluster_is_started_from_the_main_thread_only(monkeypatch):
+    """Ray's GCS and raylet die with the thread that started them: the web UI's start-up thread ended and took the
+    cluster (and with it the web UI) down a minute after start."""
+    started = []
+    fake_ray = types.SimpleNamespace(is_initialized=lambda: False, init=lambda **kwargs: started.append(kwargs))
+    monkeypatch.setitem(sys.modules, "ray", fake_ray)
+    flags = cmd_args.parser.parse_args(["--workers", "ray", "--ray-workers", "2"])
+    errors = []
+    thread = threading.Thread(target=lambda: errors.append(catch(cluster.connect, flags)), name="startup")
+    thread.start()
+    thread.join()
+    assert "must be started from the main thread, not from thread 'startup'" in str(errors[0]) and started == []
+
+    assert cluster.connect(flags) is fake_ray and started[0]["num_cpus"] >= 2  # the main thread starts it
+
+
+def catch(fn, *args):
+    try:
+        fn(*args)
+    except RuntimeError as e:
+        return e
 
 
 def test_a_front_of_ray_workers_never_loads_a_model_itself(monkeypatch, tiny_checkpoint_path):

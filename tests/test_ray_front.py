@@ -41,7 +41,7 @@ def test_the_web_ui_and_api_are_a_front_for_two_ray_workers(tmp_path):
             assert time.time() < deadline, f"workers did not start:\n{server.read_log()}"
             time.sleep(1)
 
-        response = requests.post(server.url + "/sdapi/v1/txt2img", json=dict(SMALL, seed=77, batch_size=2),
+        response = requests.post(server.url + "/sdapi/v1/txt2img", json=dict(SMALL, seed=77, batch_size=2, save_images=True),
                                  timeout=600)
         assert response.status_code == 200, response.text
         assert info_of(response)["all_seeds"] == [77, 78]

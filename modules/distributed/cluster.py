@@ -1,6 +1,7 @@
 """Starting or joining the Ray cluster, and how many workers of what kind to start on it."""
 import os
 import sys
+import threading
 
 from modules import paths_internal
 
@@ -23,10 +24,17 @@ def import_ray():
 
 
 def connect(cmd_opts):
-    """Join --ray-address, or start a local cluster with a bounded object store; returns the `ray` module."""
+    """Join --ray-address, or start a local cluster with a bounded object store; returns the `ray` module.
+
+    A local cluster is started from the main thread only: Ray ties its processes (GCS, raylet) to the life of the
+    thread that starts them (PR_SET_PDEATHSIG), so a start-up thread that ends would take the cluster down with it.
+    """
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    if not cmd_opts.ray_address and threading.current_thread() is not threading.main_thread():
+        raise RuntimeError(f"the local Ray cluster must be started from the main thread, not from thread "
+                           f"{threading.current_thread().name!r}: its processes die when that thread ends")
     # Workers import the engine from this checkout (on other machines: the same path, same install).
     runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
         [paths_internal.script_path] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}}
