@@ -121,10 +121,13 @@ def main():
     seeds = list(range(1000, 1000 + args.jobs))
     rows = []
 
-    torch.set_num_threads(cpus)
-    run_single_process(args, seeds[:2], unload=False)  # first jobs pay one-time costs, as for the workers
-    wall = run_single_process(args, seeds)
-    rows.append(("single process (no Ray)", 1, wall, None, "-"))
+    # With 1 torch thread and with all cores: on a shared, overloaded CPU more threads can be many times slower.
+    for threads in sorted({1, cpus}):
+        torch.set_num_threads(threads)
+        run_single_process(args, seeds[:2], unload=False)  # first jobs pay one-time costs, as for the workers
+        wall = run_single_process(args, seeds, unload=threads == cpus)
+        rows.append((f"single process (no Ray), {threads} thread{'s' if threads > 1 else ''}", 1, wall, None, "-"))
+    baseline = min(row[2] for row in rows)
 
     overhead = None
     flags = copy.copy(shared.cmd_opts)
@@ -150,10 +153,11 @@ def main():
 
     print(f"\n{args.jobs} txt2img jobs, {args.size}x{args.size}, {args.steps} steps, {args.clients} clients, "
           f"{f'GPU ({gpus:g} in the cluster)' if args.gpu else f'CPU ({cpus} cores)'}; checkpoint {os.path.basename(args.checkpoint)}\n")
-    print("| setup | workers | wall s | jobs/s | speed-up | workers' start-up s | jobs per worker |")
+    print("| setup | workers | wall s | jobs/s | speed-up (vs the faster single process) | workers' start-up s "
+          "| jobs per worker |")
     print("|---|---|---|---|---|---|---|")
     for name, workers, wall, startup, spread in rows:
-        print(f"| {name} | {workers} | {wall:.1f} | {args.jobs / wall:.2f} | {rows[0][2] / wall:.2f}x | "
+        print(f"| {name} | {workers} | {wall:.1f} | {args.jobs / wall:.2f} | {baseline / wall:.2f}x | "
               f"{'-' if startup is None else f'{startup:.0f}'} | {spread} |")
     print(f"\nfront overhead per job (client wait - worker time, 1 idle worker, median of {args.overhead_jobs} jobs "
           f"of {worker_job_s:.2f} s): {overhead:.0f} ms")

@@ -249,7 +249,8 @@ class WorkerPool:
             with self.lock:
                 for ref in ready:
                     what, record = watched[ref]
-                    getattr(self, f"_on_{what}")(record, ref)
+                    if self.workers.get(record.name) is record:  # not stopped meanwhile (remove_worker, close)
+                        getattr(self, f"_on_{what}")(record, ref)
         with self.lock:
             self._poll()
             self._assign()
