@@ -105,8 +105,8 @@ def _load_torch_checkpoint(path):
             if "mmap" not in str(e) and "zip" not in str(e):
                 raise
             obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
-    except Exception as first_error:  # noqa: BLE001 - anything torch.load raises means "cannot read"
-        obj = _load_with_sd_models(path, first_error)
+    except Exception:  # noqa: BLE001 - anything torch.load raises means "cannot read"
+        obj = _load_with_sd_models(path)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
@@ -117,14 +117,10 @@ def _load_torch_checkpoint(path):
     return tensors
 
 
-def _load_with_sd_models(path, first_error):
+def _load_with_sd_models(path):
     """Old checkpoints pickle a few harmless extra classes that torch's weights-only loader refuses."""
+    from modules import sd_models
     try:
-        from modules import sd_models
-        read_state_dict = sd_models.read_state_dict
-    except Exception:  # noqa: BLE001 - the model engine may be absent
-        raise CheckpointReadError(f"cannot load it: {first_error}") from None
-    try:
-        return read_state_dict(path, map_location="cpu")
+        return sd_models.read_state_dict(path, map_location="cpu")
     except Exception as e:  # noqa: BLE001
         raise CheckpointReadError(f"cannot load it: {e}") from None

@@ -114,10 +114,7 @@ def _caller_filename():
 
 
 def _extension_for_file(filename):
-    try:
-        from modules import extensions
-    except Exception:
-        return None
+    from modules import extensions
     return extensions.find_extension(filename)
 
 
@@ -145,8 +142,8 @@ def add_callback(callbacks, fun, *, name=None, category="unknown", filename=None
 def sort_callbacks(category, unordered_callbacks, *, enable_user_sort=True):
     """Registration order, then metadata.ini [callbacks/...] Before/After, then the user's priority setting."""
     callbacks = list(unordered_callbacks)
-    try:
-        from modules import extensions
+    from modules import extensions
+    try:  # an extension's metadata.ini may be malformed
         callbacks = extensions.order_by_metadata(callbacks, category)
     except Exception:
         errors.report(f"Error ordering callbacks for {category}", exc_info=True)

@@ -47,8 +47,8 @@ def _read_embedding_file(path):
         import safetensors.torch
         data = safetensors.torch.load_file(path, device="cpu")
     elif ext in (".pt", ".bin"):
+        from modules import safe
         try:
-            from modules import safe
             data = safe.load(path, map_location="cpu")
         except Exception:
             data = torch.load(path, map_location="cpu", weights_only=True)
@@ -134,8 +134,8 @@ class EmbeddingDatabase:
             embedding.vectors = next(iter(vec.values())).shape[0]
             embedding.shape = sum(v.shape[-1] for v in vec.values())
         embedding.filename = path
-        try:
-            from modules import hashes
+        from modules import hashes
+        try:  # the file may be unreadable by now: the embedding still loads, without a hash
             embedding.set_hash(hashes.sha256(path, "textual_inversion/" + name) or "")
         except Exception:
             embedding.set_hash("")
