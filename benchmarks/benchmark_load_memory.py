@@ -8,7 +8,7 @@
     flock /tmp/sdwebui-bigmem.lock venv/bin/python benchmarks/benchmark_load_memory.py --model sdxl --refiner sdxl_refiner --delete
 
 The load runs in a fresh child process (`--child`), after the engine's imports, so the figures are the process a
-user has: "before" is its RSS with torch and transformers imported, "peak" the highest RSS while the checkpoint
+user has: "before" is its RSS with the engine (torch included) imported, "peak" the highest RSS while the checkpoint
 loads (the kernel's high-water mark, reset just before loading). The CPU keeps fp32, so an fp16 file's model is
 twice the file: the loader itself should add nothing beyond that.
 """
@@ -54,7 +54,6 @@ def child(path, warmup_path=None, refiner_path=None):
     prefer_passive_omp_wait()
     from modules import sd_models, shared  # noqa: F401  (the engine's imports, as in the web UI)
     import ldm.models.diffusion.ddpm  # noqa: F401
-    import transformers.models.clip.modeling_clip  # noqa: F401
     if warmup_path:
         sd_models.unload_model_weights(sd_models.load_model(sd_models.CheckpointInfo(warmup_path)))
     before = _status_kib("VmRSS") * 1024

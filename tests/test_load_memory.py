@@ -29,10 +29,13 @@ def test_loading_an_fp16_file_on_the_cpu_adds_only_the_fp32_model_to_rss(tmp_pat
     del model
     figures = _benchmark().measure(path, warmup_path=tiny_checkpoint_path)
     assert figures["model_dtype"] == "float32"
-    added = (figures["peak"] - figures["before"]) / figures["file"]
-    # the fp32 model is 2x the file (plus ~25 MB of module objects, noticeable at this size: 2.18x measured); the mapped
-    # file and the copy resident together (the old loader) make 3x
-    assert added < 2.5, f"loading added {added:.2f}x the file's size to the peak RSS"
+    added = figures["peak"] - figures["before"]
+    beyond_fp32 = added - 2 * figures["file"]
+    # the fp32 model is 2x the file, plus ~25 MB of module objects (2.17x at this size); the mapped file and the copy
+    # resident together (the old loader) make 3x. #22's target, peak RSS <= 2.3x a 2 GB SD1.5 file with 0.5 GiB of
+    # engine imported before, leaves the load ~100 MB beyond the fp32 copy
+    assert beyond_fp32 < 40 * 2 ** 20, f"loading added {added / figures['file']:.2f}x the file's size to the peak RSS " \
+                                       f"({beyond_fp32 / 2 ** 20:.0f} MiB beyond the fp32 model)"
 
 
 def test_a_converted_tensor_gives_back_its_file_pages_and_an_unconverted_one_stays_a_view(tmp_path):

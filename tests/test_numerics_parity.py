@@ -88,13 +88,13 @@ def test_vae_encode_and_decode_match_diffusers(checkpoint):
 
 def test_text_encoder_matches_diffusers(checkpoint):
     from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint
-    from transformers import CLIPTextModel
+    from transformers import CLIPTextConfig, CLIPTextModel
     from ldm.modules.encoders.modules import sd1_clip_config
     state_dict, model = checkpoint
     converted = convert_ldm_clip_checkpoint(state_dict)
     # transformers 5's CLIPTextModel has no `text_model.` level (its from_pretrained strips the prefix the same way)
     converted = {k.removeprefix("text_model."): v for k, v in converted.items() if not k.endswith("position_ids")}
-    text_model = _meta_build_and_assign(CLIPTextModel, sd1_clip_config(), converted)
+    text_model = _meta_build_and_assign(CLIPTextModel, CLIPTextConfig(**sd1_clip_config().to_dict()), converted)
     n = text_model.embeddings.position_embedding.weight.shape[0]
     text_model.embeddings.register_buffer("position_ids", torch.arange(n).expand((1, -1)), persistent=False)
     prompts = ["a photo of a cat", "an oil painting of a lighthouse at dusk, (dramatic:1.2)"]

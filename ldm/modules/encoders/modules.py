@@ -2,6 +2,8 @@
 import torch
 from torch import nn
 
+from ldm.modules.encoders.clip_text import CLIPTextConfig, CLIPTextEmbeddings, CLIPTextModel
+
 
 class AbstractEncoder(nn.Module):
     def encode(self, *args, **kwargs):
@@ -11,7 +13,6 @@ class AbstractEncoder(nn.Module):
 def sd1_clip_config(hidden_size=768, num_hidden_layers=12, intermediate_size=3072, vocab_size=49408,
                     max_position_embeddings=77, num_attention_heads=None):
     """CLIP ViT-L/14's text model config (SD1's text encoder), with any widths read from a checkpoint."""
-    from transformers import CLIPTextConfig
     return CLIPTextConfig(
         vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
         num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads or max(1, hidden_size // 64),
@@ -20,45 +21,11 @@ def sd1_clip_config(hidden_size=768, num_hidden_layers=12, intermediate_size=307
     )
 
 
-class CLIPTextModelV4Layout(nn.Module):
-    """transformers' CLIP text model under a `.text_model` attribute, as transformers 4's CLIPTextModel had it.
-
-    SD checkpoints' keys (cond_stage_model.transformer.text_model.*) and A1111-era code
-    (`transformer.text_model.embeddings.token_embedding`, `.final_layer_norm`) expect this level; transformers 5
-    dropped it. Calling this module calls the text model.
-    """
-
-    def __init__(self, config):
-        super().__init__()
-        from transformers import CLIPTextModel
-        self.config = config
-        self.text_model = CLIPTextModel(config)
-
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, output_hidden_states=None, **kwargs):
-        if output_hidden_states is not None:
-            kwargs["output_hidden_states"] = bool(output_hidden_states)
-        return self.text_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
-
-    def get_input_embeddings(self):
-        return self.text_model.embeddings.token_embedding
-
-    def set_input_embeddings(self, value):
-        self.text_model.embeddings.token_embedding = value
-
-    @property
-    def dtype(self):
-        return self.text_model.embeddings.token_embedding.weight.dtype
-
-    @property
-    def device(self):
-        return self.text_model.embeddings.token_embedding.weight.device
-
-
 class FrozenCLIPEmbedder(AbstractEncoder):
     """CLIP text model: list of prompts -> (B, 77, hidden) hidden states (last layer, or `layer_idx` with "hidden").
 
     Built from a CLIPTextConfig (never downloaded); the tokenizer is the one shipped in modules/clip_tokenizer.
-    `.transformer.text_model` is transformers' CLIPTextModel.
+    `.transformer` is our CLIP text model (ldm.modules.encoders.clip_text) with transformers' names.
     """
 
     LAYERS = ["last", "pooled", "hidden"]
@@ -69,7 +36,7 @@ class FrozenCLIPEmbedder(AbstractEncoder):
         if layer not in self.LAYERS:
             raise ValueError(f"layer must be one of {self.LAYERS}, got {layer!r}")
         self.tokenizer = load_clip_tokenizer()
-        self.transformer = CLIPTextModelV4Layout(config if config is not None else sd1_clip_config())
+        self.transformer = CLIPTextModel(config if config is not None else sd1_clip_config())
         self.max_length = max_length
         self.layer = layer
         self.layer_idx = layer_idx
@@ -101,14 +68,6 @@ class FrozenCLIPEmbedder(AbstractEncoder):
 
     def encode(self, text):
         return self(text)
-
-
-def restore_position_ids(text_model_wrapper: FrozenCLIPEmbedder):
-    """transformers keeps position_ids as a non-persistent buffer: after a meta-device build it must be recreated."""
-    embeddings = text_model_wrapper.transformer.text_model.embeddings
-    n = embeddings.position_embedding.weight.shape[0]
-    embeddings.register_buffer("position_ids", torch.arange(n, device=embeddings.position_embedding.weight.device).expand((1, -1)),
-                               persistent=False)
 
 
 class FrozenOpenCLIPEmbedder(AbstractEncoder):
@@ -175,7 +134,7 @@ def restore_non_persistent_buffers(module: nn.Module):
     meta-device build, for every text encoder inside `module`."""
     from ldm.modules.encoders.open_clip_text import OpenCLIPTextModel
     for child in module.modules():
-        if isinstance(child, FrozenCLIPEmbedder):
-            restore_position_ids(child)
+        if isinstance(child, CLIPTextEmbeddings):
+            child.restore_position_ids()
         elif isinstance(child, OpenCLIPTextModel):
             child.restore_attention_mask()

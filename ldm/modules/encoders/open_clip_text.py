@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ldm.modules.encoders.clip_text import uninitialised_embedding
+
 
 @dataclasses.dataclass
 class OpenCLIPTextConfig:
@@ -66,7 +68,7 @@ class OpenCLIPTextModel(nn.Module):
         self.config = config
         self.context_length = config.context_length
         self.vocab_size = config.vocab_size
-        self.token_embedding = nn.Embedding(config.vocab_size, config.width)
+        self.token_embedding = uninitialised_embedding(config.vocab_size, config.width)
         self.positional_embedding = nn.Parameter(torch.empty(config.context_length, config.width))
         self.transformer = Transformer(config.width, config.layers, config.heads, config.mlp_width)
         self.ln_final = nn.LayerNorm(config.width)
@@ -75,7 +77,10 @@ class OpenCLIPTextModel(nn.Module):
         self.init_parameters()
 
     def init_parameters(self):
-        """OpenCLIP's initialisation (only random-weight test models keep it; checkpoints replace every value)."""
+        """OpenCLIP's initialisation (only random-weight test models keep it; checkpoints replace every value); nothing
+        to do on the meta device."""
+        if self.positional_embedding.is_meta:
+            return
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
         nn.init.normal_(self.text_projection, std=self.config.width ** -0.5)
