@@ -188,8 +188,8 @@ def test_transformers_4_helpers_extensions_call_are_there(light, reference):
     assert light.byte_encoder == reference.byte_encoder and sorted(light.byte_encoder) == list(range(256))
     assert list(light.byte_encoder.values()) == light.convert_ids_to_tokens(list(range(256)))  # CLIP's first tokens
     assert light.byte_decoder == {character: byte for byte, character in light.byte_encoder.items()}
-    text = "привет😀日本café"  # one word: its BPE tokens spell its UTF-8 bytes through the byte table
-    spelled = "".join(light.tokenize(text)).removesuffix("</w>")
+    text = "привет😀日本café"  # no spaces: its BPE tokens spell its UTF-8 bytes through the byte table
+    spelled = "".join(token.removesuffix("</w>") for token in light.tokenize(text))
     assert bytes(light.byte_decoder[character] for character in spelled) == text.encode()
 
 

@@ -6,7 +6,7 @@ Checkpoint keys under `cond_stage_model.transformer.` (SD1) or `conditioner.embe
 The tree is transformers 4's CLIPTextModel (a `text_model` level above the embeddings), which SD checkpoints, A1111's
 code and extensions address. Causal self-attention through torch's fused scaled_dot_product_attention, pre-LayerNorm
 blocks, quick GELU (OpenAI's CLIP) or exact GELU in the MLP. Our own, so that loading a model does not import
-transformers' modeling code (seconds and ~200 MB: it pulls in torch._dynamo); the tokenizer stays transformers'.
+transformers' modeling code (seconds and ~200 MB: it pulls in torch._dynamo); the tokenizer is modules/clip_tokenizer's.
 """
 import dataclasses
 
