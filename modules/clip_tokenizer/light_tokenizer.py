@@ -108,7 +108,8 @@ def _is_text(text):
 
 
 def _plain(value):
-    """Token ids as Python ints and lists, from tensors, arrays, numpy ints or nested lists (transformers' to_py_obj)."""
+    """Token ids as Python ints and lists, from tensors, arrays, numpy ints or nested lists (as transformers' decode
+    reads them)."""
     if isinstance(value, (int, float, str)) or value is None:
         return value
     if isinstance(value, Mapping):  # a dict, a BatchEncoding
@@ -207,7 +208,8 @@ class LightCLIPTokenizer:
             padding = "longest"
         padding = getattr(padding, "value", padding)
         if padding not in PADDING_STRATEGIES:
-            raise ValueError(f"{padding!r} is not a valid PaddingStrategy, please select one of {list(PADDING_STRATEGIES)}")
+            raise ValueError(f"{padding!r} is not a valid PaddingStrategy, please select one of "
+                             f"{list(PADDING_STRATEGIES)}")
         if truncation is False or truncation is None:
             truncation = "do_not_truncate"
         elif truncation is True:
@@ -220,8 +222,12 @@ class LightCLIPTokenizer:
             unlimited = self.model_max_length > LARGE_INTEGER
             if padding == "max_length":
                 padding, max_length = ("do_not_pad", None) if unlimited else (padding, self.model_max_length)
-            if truncation != "do_not_truncate":
-                truncation, max_length = ("do_not_truncate", max_length) if unlimited else (truncation, self.model_max_length)
+            if truncation != "do_not_truncate" and unlimited:
+                truncation = "do_not_truncate"
+            elif truncation != "do_not_truncate":
+                max_length = self.model_max_length
+        if padding != "do_not_pad" and (self.pad_token is None or self.pad_token_id < 0):
+            raise ValueError("Asking to pad but the tokenizer does not have a padding token (set tokenizer.pad_token)")
         if (truncation != "do_not_truncate" and padding != "do_not_pad" and pad_to_multiple_of is not None
                 and max_length is not None and max_length % pad_to_multiple_of != 0):
             raise ValueError(f"Truncation and padding are both activated but truncation length ({max_length}) is not "
