@@ -44,4 +44,3 @@ def build_clip_bpe_tokenizer(directory, config):
         (eos, tokenizer.token_to_id(eos)), (bos, tokenizer.token_to_id(bos)), trim_offsets=False,
         add_prefix_space=False)
     return tokenizer
-
