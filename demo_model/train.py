@@ -130,7 +130,7 @@ def two_speed_optimizer(vae, trained, lr: float):
         lr=lr, weight_decay=0.0)
 
 
-def train_vae(vae, images: torch.Tensor, steps: int, batch: int, lr: float, generator: torch.Generator):
+def train_vae(vae, images: torch.Tensor, steps: int, batch: int, lr: float, generator: torch.Generator, judge_every: int = 200):
     """Reconstruction (L1 + MSE) plus a tiny KL term, on whole pictures."""
     # Start as an 8x8 block-average autoencoder whose colours survive GroupNorm (see vae_init): from random
     # weights flat colours alone take the VAE tens of thousands of steps. Its calibration is for whole pictures,
@@ -157,8 +157,13 @@ def train_vae(vae, images: torch.Tensor, steps: int, batch: int, lr: float, gene
         optimizer.step()
         if step % 25 == 0 or step == steps - 1:
             log(f"vae step {step}/{steps} rec {rec.item():.4f} kl {kl.item():.3f} ({time.time() - start:.0f}s)")
-        if step % 200 == 0 or step == steps - 1:
+        if judging_step(step, steps, judge_every):
             log(f"vae step {step}: the judge reads its reconstructions of held-out scenes as {judge_reconstructions(vae)}")
+
+
+def judging_step(step: int, steps: int, judge_every: int) -> bool:
+    """Every judge_every steps and at the last one; 0: never (the judge decodes 108 scenes: seconds on a CPU)."""
+    return judge_every > 0 and (step % judge_every == 0 or step == steps - 1)
 
 
 @torch.no_grad()
@@ -216,7 +221,7 @@ def edge_weights(x: torch.Tensor, weight: float = 4.0) -> torch.Tensor:
 
 
 def finetune_decoder(vae, images: torch.Tensor, latents: torch.Tensor, latent_stds: torch.Tensor, steps: int,
-                     batch: int, lr: float, generator: torch.Generator):
+                     batch: int, lr: float, generator: torch.Generator, judge_every: int = 200):
     """The decoder alone, on whole pictures from their (fixed) latents, with edges weighted up: sharper outlines
     without moving any latent the UNet learned."""
     vae.requires_grad_(False)
@@ -237,7 +242,7 @@ def finetune_decoder(vae, images: torch.Tensor, latents: torch.Tensor, latent_st
         optimizer.step()
         if step % 25 == 0 or step == steps - 1:
             log(f"decoder step {step}/{steps} rec {loss.item():.4f} ({time.time() - start:.0f}s)")
-        if step % 200 == 0 or step == steps - 1:
+        if judging_step(step, steps, judge_every):
             log(f"decoder step {step}: the judge reads its reconstructions of held-out scenes as "
                 f"{judge_reconstructions(vae)}")
     vae.requires_grad_(False)
@@ -391,6 +396,8 @@ def main(argv=None):
     parser.add_argument("--decoder-steps", type=int, default=1000, help="decoder fine-tuning on whole pictures, last")
     parser.add_argument("--decoder-batch", type=int, default=8)
     parser.add_argument("--decoder-lr", type=float, default=5e-4)
+    parser.add_argument("--judge-every", type=int, default=200,
+                        help="log the judge's reading of the VAE's held-out reconstructions every N steps (0: never)")
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
                         help="phase 2 starts from this checkpoint's UNet and text encoder (a second stage)")
     parser.add_argument("--layout-steps", type=int, default=0,
@@ -435,7 +442,7 @@ def main(argv=None):
         load_vae(vae, args.vae_from)
         log(f"VAE loaded from {args.vae_from} (phase 1 skipped)")
     else:
-        train_vae(vae, images, args.vae_steps, args.vae_batch, args.vae_lr, generator)
+        train_vae(vae, images, args.vae_steps, args.vae_batch, args.vae_lr, generator, args.judge_every)
     vae.eval()
     means, stds = encode_all(vae, images)
     if not args.vae_from:  # a loaded VAE was normalised before it was saved
@@ -491,7 +498,7 @@ def main(argv=None):
     if args.decoder_steps:
         # Phase 3 only sharpens the decoder: the encoder, hence every latent phase 2 learned, stays as it is.
         finetune_decoder(vae, images, latents, latent_stds, args.decoder_steps, args.decoder_batch, args.decoder_lr,
-                         torch.Generator().manual_seed(args.seed + 2))
+                         torch.Generator().manual_seed(args.seed + 2), args.judge_every)
         if ema is not None:
             save_ema(ema, args.unet_steps + args.layout_steps)
         elif args.vae_out:

@@ -139,10 +139,14 @@ def wrap_gradio_call_no_job(func, extra_outputs=None, add_stats=False):
         devices.torch_gc()
         if not add_stats:
             return tuple(res)
-        elapsed = time.perf_counter() - started
-        minutes, seconds = divmod(elapsed, 60)
-        elapsed_text = f"{int(minutes)} min. {seconds:.1f} sec." if minutes else f"{seconds:.1f} sec."
         if res and isinstance(res[-1], str):
-            res[-1] += f"<div class='performance'><p class='time'>Time taken: <wbr><span class='measurement'>{elapsed_text}</span></p></div>"
+            res[-1] += time_taken_html(time.perf_counter() - started)
         return tuple(res)
     return f
+
+
+def time_taken_html(elapsed: float) -> str:
+    """A1111's "Time taken" line under a job's output (extension CSS and javascript select on its classes)."""
+    minutes, seconds = divmod(elapsed, 60)
+    elapsed_text = f"{int(minutes)} min. {seconds:.1f} sec." if minutes else f"{seconds:.1f} sec."
+    return f"<div class='performance'><p class='time'>Time taken: <wbr><span class='measurement'>{elapsed_text}</span></p></div>"

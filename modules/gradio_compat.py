@@ -20,9 +20,8 @@ import functools
 import inspect
 import os
 import sys
-import warnings
 
-from modules import errors, gradio_compat_io
+from modules import errors, gradio_compat_io, gradio_stub_writer
 
 _applied = False
 _warned = set()
@@ -310,22 +309,6 @@ def _patch_component_construction():
     ComponentMeta.__call__ = compat_call
 
 
-def _patch_pyi_writer():
-    """Gradio writes a .pyi stub next to any file that subclasses a component; never do that outside gradio."""
-    import gradio.component_meta as cm
-    original = cm.create_or_modify_pyi
-
-    def guarded(component_class, class_name, events):
-        try:
-            source = inspect.getfile(component_class)
-        except (OSError, TypeError):
-            return
-        if _GRADIO_DIR and os.path.realpath(source).startswith(_GRADIO_DIR):
-            return original(component_class, class_name, events)
-
-    cm.create_or_modify_pyi = guarded
-
-
 # ---------------------------------------------------------------------------------------------- old methods and names
 
 _STYLE_MAP = {"grid": "columns", "height": "height", "container": "container", "equal_height": "equal_height",
@@ -440,8 +423,7 @@ def apply():
     _applied = True
     import gradio
     _GRADIO_DIR = os.path.realpath(os.path.dirname(gradio.__file__)) + os.sep
-    warnings.filterwarnings("ignore", message=".*pyi.*")
-    _patch_pyi_writer()
+    gradio_stub_writer.install()  # (normally done before gradio loaded: see modules/__init__.py)
     _patch_event_listeners()
     _patch_component_construction()
     _patch_dropdown_values()

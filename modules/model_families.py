@@ -45,7 +45,7 @@ SDXL_LATENT = LatentFormat(scale_factor=0.13025, channels=4, rgb_factors=SDXL_LA
 class TextEncoderSpec:
     """One text encoder of a family.
 
-    kind: "clip" (transformers' CLIP text model under `<prefix>transformer.text_model.`) or "open_clip" (OpenCLIP's
+    kind: "clip" (CLIP's text model, transformers' names, under `<prefix>transformer.text_model.`) or "open_clip" (OpenCLIP's
     text transformer under `<prefix>model.`). layer: "last" (SD1), "penultimate" (SD2: then the final LayerNorm;
     SDXL: without it, as the original configs do). pooled: also returns the pooled embedding (SDXL's bigG).
     ti_key: the name of this encoder's vectors in SDXL textual-inversion files (clip_l / clip_g)."""

@@ -236,7 +236,7 @@ class FrozenCLIPEmbedderWithCustomWordsBase(TextConditionalModel):
 
 
 class FrozenCLIPEmbedderWithCustomWords(FrozenCLIPEmbedderWithCustomWordsBase):
-    """SD1's CLIP ViT-L/14 text encoder (HF transformers) with A1111's chunking."""
+    """SD1's CLIP ViT-L/14 text encoder (transformers' layout) with A1111's chunking."""
 
     def __init__(self, wrapped, hijack):
         super().__init__(wrapped, hijack)

@@ -61,6 +61,8 @@ def test_first_generate_with_the_demo_model_draws_the_prompt(tmp_path):
         page.locator("#txt2img_generate").click()
         page.locator("#html_info_txt2img").get_by_text("Steps: 20").wait_for(timeout=120000)
         print(f"first Generate in the browser: {time.monotonic() - began:.1f} s")
+        # A1111's line under the result (benchmarks/benchmark_first_image.py reads it)
+        expect(page.locator("#html_log_txt2img .performance .time")).to_contain_text(re.compile(r"Time taken: [\d.]+ sec\."))
         browser.close()
     saved = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path / "outputs" / "txt2img-images") for f in fs
              if f.endswith(".png")]

@@ -1,4 +1,5 @@
 """Gradio 3 spellings extensions use keep working on Gradio 6, and every component fires the component hooks."""
+import os
 import pytest
 
 from modules import errors, gradio_compat, script_callbacks
@@ -171,3 +172,49 @@ def test_an_extension_dropdown_passes_a_value_outside_its_choices_as_gradio_3_di
             ours.preprocess("not a choice")  # the page's own dropdowns keep Gradio 6's check
     finally:
         box.close()
+
+
+STUB_PROBE = '''
+import sys
+import modules
+import gradio
+import gradio.component_meta
+sys.path.insert(0, sys.argv[1])
+import my_component
+print(gradio.component_meta.create_or_modify_pyi.__module__)
+'''
+
+
+def test_gradio_writes_no_pyi_stubs_in_a_fresh_process(tmp_path):
+    """Gradio rewrote a .pyi stub for each of its ~80 components at every import (3.5 s of every start) and beside
+    any file subclassing a component; importing `modules` first switches that off."""
+    import subprocess
+    import sys
+    (tmp_path / "my_component.py").write_text("import gradio as gr\n\nclass Wide(gr.Button):\n    pass\n")
+    result = subprocess.run([sys.executable, "-c", STUB_PROBE, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "modules.gradio_stub_writer"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".pyc" and p.name != "__pycache__") == ["my_component.py"]
+
+
+MATPLOTLIB_PROBE = '''
+import os, sys
+os.environ.pop("MPLBACKEND", None)
+import webui.app
+from gradio.utils import MatplotlibBackendMananger
+with MatplotlibBackendMananger():  # what Gradio does around every queued event
+    pass
+print(os.environ["MPLBACKEND"], "matplotlib.pyplot" in sys.modules)
+'''
+
+
+def test_gradio_events_do_not_make_matplotlib_try_every_gui_toolkit():
+    """Around each queued event Gradio asks matplotlib for its backend; on "auto" that imported pyplot and probed
+    GUI toolkits (1.3 s of the first Generate). The web UI picks Agg before anything imports matplotlib."""
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", MATPLOTLIB_PROBE], capture_output=True, text=True, timeout=120,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["Agg", "False"]

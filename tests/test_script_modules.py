@@ -75,6 +75,7 @@ def test_classes_in_an_extension_script_work_with_gradio_pickle_inspect_and_data
     assert module.__name__ == "ar.py" and sys.modules["ar.py"] is module  # A1111's name, findable
     assert inspect.getfile(module.ARButton) == str(root / "aspect-ratio" / "scripts" / "ar.py")
     assert "class ARButton(ToolButton)" in inspect.getsource(module.ARButton)
+    assert not (root / "aspect-ratio" / "scripts" / "ar.pyi").exists()  # Gradio's stub writer leaves the folder alone
     preset = module.Preset("wide", 1.78)
     assert pickle.loads(pickle.dumps(preset)) == preset
     assert [f.name for f in module.Preset.__dataclass_fields__.values()] == ["name", "ratio"]

@@ -1,6 +1,9 @@
 """The results column: gallery, progress bar with ETA, infotext, and the generation info the ♻️ buttons read."""
+import time
+
 import gradio as gr
 
+from modules.call_queue import time_taken_html
 from webui import job_runner
 from webui.toprow import infotext_html
 
@@ -27,13 +30,24 @@ class OutputPanel:
         gallery = [preview] if preview is not None else gr.skip()
         return gallery, progress_html, gr.skip(), gr.skip(), gr.skip()
 
-    def result_update(self, result, error):
+    def follow(self, job_events):
+        """Gradio updates for job_runner.run_job's events: progress while it runs, then the result with A1111's
+        "Time taken" line (from the press to the result)."""
+        began = time.perf_counter()
+        for kind, a, b in job_events:
+            if kind == "progress":
+                yield self.progress_update(a, b)
+            else:
+                yield self.result_update(a, b, time.perf_counter() - began)
+
+    def result_update(self, result, error, seconds=None):
         """The finished job's JobResult (or its error) into the gallery, infotext, log and generation info."""
+        taken = time_taken_html(seconds) if seconds is not None else ""
         if error is not None:
-            return gr.skip(), "", "", job_runner.error_html(job_runner.format_error(error)), gr.skip()
+            return gr.skip(), "", "", job_runner.error_html(job_runner.format_error(error)) + taken, gr.skip()
         images = [(image, None) for image in result.images] if result.images else []
         infotexts = result.infotexts
         info = infotexts[min(result.index_of_first_image, len(infotexts) - 1)] if infotexts else ""
         comments = result.comments.strip() if result.comments else ""
         log = f"<div class='comments'>{comments}</div>" if comments else ""
-        return images, "", infotext_html(info), log, result.info
+        return images, "", infotext_html(info), log + taken, result.info

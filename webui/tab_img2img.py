@@ -212,11 +212,7 @@ def _create_tab(ctx):
         except (ValueError, TypeError) as e:
             yield out.result_update(None, e)
             return
-        for kind, a, b in job_runner.run_job(TABNAME, "img2img", request, gradio_request=gradio_request):
-            if kind == "progress":
-                yield out.progress_update(a, b)
-            else:
-                yield out.result_update(a, b)
+        yield from out.follow(job_runner.run_job(TABNAME, "img2img", request, gradio_request=gradio_request))
 
     inputs = [form[n] for n in names] + extra_inputs + script_inputs
     # Every press joins the one job queue at once (no Gradio-side limit), so it shows its place in line.

@@ -54,11 +54,7 @@ def _create_tab(ctx):
         use_extras = values[len(names)]
         request["script_args"] = list(values[len(names) + 1:])
         request = generation_controls.form_request(request, use_extras)
-        for kind, a, b in job_runner.run_job(tabname, "txt2img", request, gradio_request=gradio_request):
-            if kind == "progress":
-                yield out.progress_update(a, b)
-            else:
-                yield out.result_update(a, b)
+        yield from out.follow(job_runner.run_job(tabname, "txt2img", request, gradio_request=gradio_request))
 
     inputs = [form[n] for n in names] + [extras_checkbox] + script_inputs
     # Every press joins the one job queue at once (no Gradio-side limit), so it shows its place in line.

@@ -3,11 +3,7 @@
 Each is a thin subclass of a Gradio 6 component that renders as its parent (`get_block_name`) and carries
 A1111's CSS classes, so extension javascript and CSS that select on them keep working.
 """
-from modules import gradio_compat
-
-gradio_compat.apply()  # subclassing components below must not make gradio write .pyi stubs here
-
-import gradio as gr  # noqa: E402
+import gradio as gr
 
 
 def _classes(extra, given):

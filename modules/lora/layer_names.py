@@ -124,7 +124,7 @@ def _first(module, predicate):
 
 
 def text_encoder_layout(module):
-    """("clip", path, the module whose `text_model` is transformers' CLIP text model) or ("open_clip", path, the
+    """("clip", path, the module whose `text_model` is a CLIP text model) or ("open_clip", path, the
     module holding `resblocks`), or (None, None, None) for an embedder that is no text encoder."""
     path, found = _first(module, lambda m: isinstance(getattr(m, "text_model", None), torch.nn.Module))
     if found is not None:
