@@ -49,6 +49,15 @@ def family_checkpoints(tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="session")
+def shared_webui(tmp_path_factory):
+    """One plain web UI server for every browser test that needs nothing else, started by the first test that asks
+    for it (tests/shared_webui.py says what its data folder holds and how the tests share it)."""
+    from tests import shared_webui
+    with shared_webui.start(tmp_path_factory.mktemp("shared-webui")) as server:
+        yield server
+
+
 @pytest.fixture
 def tiny_model(tiny_checkpoint_path):
     """`shared.sd_model` loaded from the session's tiny checkpoint (reloaded only if another model replaced it)."""

@@ -1,5 +1,6 @@
 """The Extensions tab in a real browser: under --listen, "Install from URL" is refused with a clear message;
 locally, an extension installs from a git repository and is listed."""
+import pathlib
 import subprocess
 
 import pytest
@@ -55,15 +56,16 @@ def test_install_from_url_is_refused_under_listen(tmp_path):
         browser.close()
 
 
-def test_install_from_a_local_git_repository_lists_it(tmp_path):
+def test_install_from_a_local_git_repository_lists_it(tmp_path, shared_webui):
+    """On the shared server: the extension stays installed but is never loaded (that takes a restart), so the other
+    tests sharing it see no difference."""
     from playwright.sync_api import expect, sync_playwright
     repo = make_bare_extension_repo(tmp_path / "repos")
-    data = tmp_path / "data"
-    data.mkdir()
-    with WebuiServer(data) as server, sync_playwright() as pw:
+    data = pathlib.Path(shared_webui.data_dir)
+    with sync_playwright() as pw:
         browser = launch_browser(pw)
         page = browser.new_page()
-        open_install_tab(page, server)
+        open_install_tab(page, shared_webui)
         install(page, repo)
         expect(page.locator("#extensions_install_result")).to_contain_text("Installed into", timeout=60000)
         assert (data / "extensions" / "sd-hello-ext" / "scripts" / "hello.py").exists()

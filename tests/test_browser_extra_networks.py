@@ -4,24 +4,16 @@ demo LoRA's card putting its tag into the prompt and a Generate using it."""
 import json
 import os
 import re
-import shutil
 
 import pytest
 
-from tests.webui_server import WebuiServer, chromium_available, copy_into, launch_browser, set_number
+from tests.shared_webui import STARTUP_CHECKPOINT, use_checkpoint
+from tests.webui_server import chromium_available, launch_browser, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO = os.path.join(ROOT, "models", "Stable-diffusion", "demo-shapes.safetensors")
-DEMO_LORA = os.path.join(ROOT, "models", "Lora", "demo-turquoise")
-
-
-def embedding(path, width=64):
-    """A textual-inversion file for the demo model's 64-wide text encoder."""
-    import torch
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    torch.save({"string_to_param": {"*": torch.randn(1, width)}, "name": os.path.basename(path)[:-3], "step": 1}, path)
+# What the cards show comes from the shared server's data folder (tests/shared_webui.py): styles/other.safetensors
+# with its preview, the embeddings ink, alpha and sub/zeta (64 wide, as the demo model's text encoder), the demo LoRA.
 
 
 def visible_names(page, pane):
@@ -33,43 +25,22 @@ def open_tab(page, tabname, title):
     page.locator(f"#{tabname}_extra_tabs button[role=tab]", has_text=title).click()
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    data = tmp_path_factory.mktemp("cards")
-    sd_dir = data / "models" / "Stable-diffusion"
-    (sd_dir / "styles").mkdir(parents=True)
-    shutil.copy(DEMO, sd_dir / "demo-shapes.safetensors")
-    shutil.copy(DEMO, sd_dir / "styles" / "other.safetensors")
-    from PIL import Image
-    Image.new("RGB", (32, 32), (0, 120, 255)).save(sd_dir / "styles" / "other.preview.png")
-    for name in ("embeddings/ink.pt", "embeddings/alpha.pt", "embeddings/sub/zeta.pt"):
-        embedding(str(data / name))
-    for suffix in (".safetensors", ".json", ".preview.png"):  # the shipped demo LoRA and its card files
-        copy_into(DEMO_LORA + suffix, data / "models" / "Lora")
-    return data
-
-
-@pytest.fixture(scope="module")
-def server(data_dir):
-    with WebuiServer(data_dir) as server:
-        yield server
-
-
 @pytest.fixture
-def page(server):
+def page(shared_webui):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser = launch_browser(pw)
         page = browser.new_page()
-        page.goto(server.url)
+        page.goto(shared_webui.url)
         yield page
         browser.close()
 
 
-def test_card_pages_search_sort_click_edit_and_select(page, data_dir):
+def test_card_pages_search_sort_click_edit_and_select(page, shared_webui):
     from playwright.sync_api import expect
-    # a user's own checkpoint is chosen before the built-in demo one
-    expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^styles/other\.safetensors"), timeout=60000)
+    # a user's own checkpoint is chosen at start-up before the built-in demo one (listed first); a new page shows it
+    expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(rf"^{re.escape(STARTUP_CHECKPOINT)}"), timeout=60000)
+    use_checkpoint(page, "styles/other.safetensors")  # a demo-sized text encoder, which the embeddings fit
     prompt = page.locator("#txt2img_prompt textarea")
     prompt.fill("a red circle")
 
@@ -122,7 +93,7 @@ def test_card_pages_search_sort_click_edit_and_select(page, data_dir):
     page.locator("#txt2img_extra_networks_editor_save").click()
     expect(page.locator(f"#{pane}_cards .card[data-name=ink] .description")).to_have_text("Blue ink strokes", timeout=20000)
     expect(editor).to_be_hidden()
-    with open(data_dir / "embeddings" / "ink.json", encoding="utf8") as file:
+    with open(os.path.join(shared_webui.data_dir, "embeddings", "ink.json"), encoding="utf8") as file:
         assert json.load(file) == {"description": "Blue ink strokes", "notes": "from the test"}
     # the search text, folder and order the user chose survive the page being redrawn
     assert visible_names(page, pane) == ["zeta", "ink", "alpha"]
@@ -141,6 +112,7 @@ def test_card_pages_search_sort_click_edit_and_select(page, data_dir):
 
 def test_the_demo_lora_card_puts_its_tag_in_the_prompt_and_generate_uses_it(page):
     from playwright.sync_api import expect
+    use_checkpoint(page, "demo-shapes")  # the model the demo LoRA was trained for
     expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"demo-shapes|other"), timeout=60000)
     prompt = page.locator("#txt2img_prompt textarea")
     prompt.fill("a large star in the centre on a black background")

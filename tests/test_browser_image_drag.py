@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from tests.checkpoint_factory import make_tiny_sd1_checkpoint
-from tests.webui_server import WebuiServer, chromium_available, launch_browser, set_number
+from tests.shared_webui import use_checkpoint
+from tests.webui_server import chromium_available, launch_browser, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
 
@@ -20,15 +20,13 @@ DROP_IMAGE_URL = """([zoneSelector, src]) => {
 }"""
 
 
-def test_drag_a_gallery_image_onto_the_img2img_init_image(tmp_path):
+def test_drag_a_gallery_image_onto_the_img2img_init_image(shared_webui):
     from playwright.sync_api import expect, sync_playwright
-    ckpt_dir = tmp_path / "models" / "Stable-diffusion"
-    ckpt_dir.mkdir(parents=True)
-    make_tiny_sd1_checkpoint(str(ckpt_dir / "tiny.safetensors"))
-    with WebuiServer(tmp_path) as server, sync_playwright() as pw:
+    with sync_playwright() as pw:
         browser = launch_browser(pw)
         page = browser.new_page()
-        page.goto(server.url)
+        page.goto(shared_webui.url)
+        use_checkpoint(page, "tiny.safetensors")
         expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^tiny"), timeout=30000)
         page.locator("#txt2img_prompt textarea").fill("a red circle")
         for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 96), ("txt2img_steps", 2)):

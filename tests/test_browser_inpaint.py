@@ -1,7 +1,5 @@
 """In the browser: upload a picture into img2img → Inpaint, paint a mask with the brush, Generate; the saved result is
 repainted where the brush went and bit-identical far from it."""
-import glob
-import json
 import os
 import re
 import time
@@ -10,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.checkpoint_factory import make_tiny_sd1_checkpoint
-from tests.webui_server import WebuiServer, chromium_available, launch_browser, set_number
+from tests.shared_webui import new_pngs, pngs_under, use_checkpoint
+from tests.webui_server import chromium_available, launch_browser, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
 
@@ -58,21 +56,19 @@ def paint_square(page, editor_id, x1, y1, x2, y2, row_gap):
     page.mouse.up()
 
 
-def test_paint_a_mask_and_inpaint(tmp_path):
+def test_paint_a_mask_and_inpaint(tmp_path, shared_webui):
     from playwright.sync_api import sync_playwright
-    models = tmp_path / "models" / "Stable-diffusion"
-    models.mkdir(parents=True)
-    make_tiny_sd1_checkpoint(str(models / "tiny.safetensors"))
-    out_dir = tmp_path / "img2img-out"
-    (tmp_path / "config.json").write_text(json.dumps({"outdir_img2img_samples": str(out_dir)}))
+    out_dir = os.path.join(shared_webui.data_dir, "outputs", "img2img-images")
+    before = pngs_under(out_dir)
     source = tmp_path / "input.png"
     original = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
     Image.fromarray(original).save(source)
 
-    with WebuiServer(tmp_path) as server, sync_playwright() as pw:
+    with sync_playwright() as pw:
         browser = launch_browser(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(server.url)
+        page.goto(shared_webui.url)
+        use_checkpoint(page, "tiny.safetensors")
         page.get_by_role("tab", name="img2img", exact=True).click()
         page.get_by_role("tab", name="Inpaint", exact=True).click()
         editor = page.locator("#img2maskimg")
@@ -96,7 +92,7 @@ def test_paint_a_mask_and_inpaint(tmp_path):
         log = page.locator("#html_log_img2img").inner_text()
         browser.close()
 
-    saved = glob.glob(os.path.join(str(out_dir), "**", "*.png"), recursive=True)
+    saved = new_pngs(out_dir, before, "a red circle")
     assert len(saved) == 1, f"expected one saved result; log: {log!r}"
     result = Image.open(saved[0])
     info = result.info.get("parameters", "")

@@ -4,28 +4,23 @@ import re
 
 import pytest
 
-from tests import checkpoint_factory as factory
-from tests.webui_server import WebuiServer, chromium_available, launch_browser, pick_option, set_number
+from tests.shared_webui import use_checkpoint
+from tests.webui_server import chromium_available, launch_browser, pick_option, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
 
 
-def test_sdxl_checkpoint_sets_its_size_and_the_refiner_switches(tmp_path):
+def test_sdxl_checkpoint_sets_its_size_and_the_refiner_switches(shared_webui):
     from playwright.sync_api import expect, sync_playwright
-    ckpt_dir = tmp_path / "models" / "Stable-diffusion"
-    ckpt_dir.mkdir(parents=True)
-    factory.make_tiny_sd1_checkpoint(str(ckpt_dir / "a-sd1.safetensors"))
-    factory.make_family_checkpoint(ckpt_dir / "xl-base.safetensors", "sdxl")
-    factory.make_family_checkpoint(ckpt_dir / "xl-refiner.safetensors", "sdxl_refiner")
-    with WebuiServer(tmp_path) as server, sync_playwright() as pw:
+    with sync_playwright() as pw:
         browser = launch_browser(pw)
         page = browser.new_page()
-        page.goto(server.url)
-        expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^a-sd1"), timeout=60000)
+        page.goto(shared_webui.url)
+        use_checkpoint(page, "tiny.safetensors")  # an SD1 checkpoint: 512x512
+        expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^tiny\.safetensors"), timeout=60000)
         expect(page.locator("#txt2img_width input[type=number]")).to_have_value("512")
 
-        pick_option(page, "setting_sd_model_checkpoint", "xl-base")
-        expect(page.locator("#sd_checkpoint_status")).to_contain_text("Loaded xl-base", timeout=120000)
+        use_checkpoint(page, "xl-base")
         for tab in ("img2img", "txt2img"):  # a tab's controls are drawn once it is shown
             page.get_by_role("tab", name=tab, exact=True).click()
             expect(page.locator(f"#{tab}_width input[type=number]")).to_have_value("1024", timeout=30000)

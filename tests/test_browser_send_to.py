@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from tests.webui_server import WebuiServer, chromium_available, launch_browser
+from tests.webui_server import chromium_available, launch_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
 
@@ -29,20 +29,13 @@ def upload_to_pnginfo(page, png):
     expect(page.locator("#pnginfo_html_info")).to_contain_text("Steps: 17", timeout=30000)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    data = tmp_path_factory.mktemp("send_to_data")
-    with WebuiServer(data) as running:
-        yield running
-
-
 @pytest.fixture
-def page(server):
+def page(shared_webui):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser = launch_browser(pw)
         page = browser.new_page()
-        page.goto(server.url)
+        page.goto(shared_webui.url)
         yield page
         browser.close()
 

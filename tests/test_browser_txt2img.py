@@ -4,22 +4,21 @@ import re
 
 import pytest
 
-from tests.checkpoint_factory import make_tiny_sd1_checkpoint
-from tests.webui_server import WebuiServer, chromium_available, launch_browser, set_number
+from tests.shared_webui import new_pngs, next_number_before, pngs_under, use_checkpoint
+from tests.webui_server import chromium_available, launch_browser, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
 
 
-def test_prompt_generate_image_and_infotext(tmp_path):
-    from playwright.sync_api import sync_playwright
-    ckpt_dir = tmp_path / "models" / "Stable-diffusion"
-    ckpt_dir.mkdir(parents=True)
-    make_tiny_sd1_checkpoint(str(ckpt_dir / "tiny.safetensors"))
-    with WebuiServer(tmp_path) as server, sync_playwright() as pw:
+def test_prompt_generate_image_and_infotext(shared_webui):
+    from playwright.sync_api import expect, sync_playwright
+    outputs = os.path.join(shared_webui.data_dir, "outputs", "txt2img-images")
+    before = pngs_under(outputs)
+    with sync_playwright() as pw:
         browser = launch_browser(pw)
         page = browser.new_page()
-        page.goto(server.url)
-        from playwright.sync_api import expect
+        page.goto(shared_webui.url)
+        use_checkpoint(page, "tiny.safetensors")
         expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^tiny\.safetensors"), timeout=30000)
         page.locator("#txt2img_prompt textarea").fill("a red circle")
         set_number(page, "txt2img_width", 64)
@@ -33,6 +32,8 @@ def test_prompt_generate_image_and_infotext(tmp_path):
         assert "a red circle" in text
         assert "Seed: 1234" in text and "Size: 64x64" in text and "Model: tiny" in text
         assert page.locator("#txt2img_gallery img").count() >= 1
-        saved = [f for dp, _, fs in os.walk(tmp_path / "outputs" / "txt2img-images") for f in fs if f.endswith(".png")]
-        assert saved == ["00000-1234.png"]
         browser.close()
+    # one picture saved, named with the folder's next counter and its seed (00000-1234.png in an empty folder)
+    saved = new_pngs(outputs, before, "Seed: 1234")
+    assert len(saved) == 1, saved
+    assert os.path.basename(saved[0]) == f"{next_number_before(saved[0]):05d}-1234.png"

@@ -196,3 +196,25 @@ def test_gradio_writes_no_pyi_stubs_in_a_fresh_process(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-1] == "modules.gradio_stub_writer"
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".pyc" and p.name != "__pycache__") == ["my_component.py"]
+
+
+MATPLOTLIB_PROBE = '''
+import os, sys
+os.environ.pop("MPLBACKEND", None)
+import webui.app
+from gradio.utils import MatplotlibBackendMananger
+with MatplotlibBackendMananger():  # what Gradio does around every queued event
+    pass
+print(os.environ["MPLBACKEND"], "matplotlib.pyplot" in sys.modules)
+'''
+
+
+def test_gradio_events_do_not_make_matplotlib_try_every_gui_toolkit():
+    """Around each queued event Gradio asks matplotlib for its backend; on "auto" that imported pyplot and probed
+    GUI toolkits (1.3 s of the first Generate). The web UI picks Agg before anything imports matplotlib."""
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", MATPLOTLIB_PROBE], capture_output=True, text=True, timeout=120,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["Agg", "False"]

@@ -12,6 +12,8 @@ from safetensors.torch import load_file, save_file
 
 from modules import merge, merge_methods, safetensors_stream
 from modules.merge_plan import MergeError
+from tests.shared_webui import DEMO, new_pngs, pngs_under, use_checkpoint
+from tests.webui_server import chromium_available, launch_browser, pick_option, set_number
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -407,85 +409,51 @@ def test_chunked_merge_with_mixed_dtypes_matches_direct_computation():
 
 def _merge_and_load_in_browser(page, primary, secondary, name):
     """Merger tab: A and B with the default weighted sum (M=0.3), Merge, then load the result from the dropdown."""
-    from tests.webui_server import pick_option
     page.get_by_role("tab", name="Checkpoint Merger").click()
     pick_option(page, "modelmerger_primary_model_name", primary)
     pick_option(page, "modelmerger_secondary_model_name", secondary)
     page.locator("#modelmerger_custom_name textarea, #modelmerger_custom_name input").first.fill(name)
     page.locator("#modelmerger_merge").click()
     page.locator("#modelmerger_result").get_by_text("Checkpoint saved to").wait_for(timeout=120000)
-    page.locator("#setting_sd_model_checkpoint input").click()
-    page.get_by_role("option").filter(has_text=name).first.click(timeout=30000)
-    page.locator("#sd_checkpoint_status").get_by_text(f"Loaded {name}").wait_for(timeout=120000)
+    use_checkpoint(page, name)
 
 
 @pytest.mark.browser
-def test_merge_two_checkpoints_in_the_browser(tmp_path):
+@pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")
+def test_merge_two_checkpoints_in_the_browser(shared_webui):
     """The tab end to end: pick A and B, Merge, and the new file is saved and listed in the checkpoint dropdown."""
-    from tests.webui_server import WebuiServer, chromium_available, launch_browser
-    if not chromium_available():
-        pytest.skip("needs Debian's chromium and playwright")
-    factory = pytest.importorskip("tests.checkpoint_factory")
     from playwright.sync_api import sync_playwright
-    models = tmp_path / "models" / "Stable-diffusion"
-    factory.make_tiny_sd1_checkpoint(str(models / "tiny-a.safetensors"), seed=0)
-    factory.make_tiny_sd1_checkpoint(str(models / "tiny-b.safetensors"), seed=1)
-
-    with WebuiServer(tmp_path) as server, sync_playwright() as pw:
+    models = os.path.join(shared_webui.data_dir, "models", "Stable-diffusion")
+    with sync_playwright() as pw:
         browser = launch_browser(pw)
         page = browser.new_page()
-        page.goto(server.url)
+        page.goto(shared_webui.url)
         _merge_and_load_in_browser(page, "tiny-a", "tiny-b", "browser-merge")
-        assert (models / "browser-merge.safetensors").exists()
+        assert os.path.exists(os.path.join(models, "browser-merge.safetensors"))
         browser.close()
-    merged = load_file(str(models / "browser-merge.safetensors"))
-    a = load_file(str(models / "tiny-a.safetensors"))
-    b = load_file(str(models / "tiny-b.safetensors"))
+    merged = load_file(os.path.join(models, "browser-merge.safetensors"))
+    a = load_file(os.path.join(models, "tiny-a.safetensors"))
+    b = load_file(os.path.join(models, "tiny-b.safetensors"))
     key = next(k for k in a if k.startswith("model.diffusion_model.") and a[k].is_floating_point())
     torch.testing.assert_close(merged[key], a[key] * 0.7 + b[key] * 0.3)
 
 
-DEMO_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
-                               "Stable-diffusion", "demo-shapes.safetensors")
-
-
-def _demo_variant_with_swapped_words(path, first, second):
-    """The demo checkpoint with the token embeddings of two words swapped: a variant that draws `second` when asked
-    for `first`."""
-    from modules.clip_tokenizer import load_clip_tokenizer
-    tokenizer = load_clip_tokenizer()
-    a, b = (tokenizer(word, add_special_tokens=False)["input_ids"][0] for word in (first, second))
-    with safe_open(DEMO_CHECKPOINT, framework="pt") as f:
-        state = {k: f.get_tensor(k) for k in f.keys()}
-        metadata = f.metadata()
-    key = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
-    table = state[key].clone()
-    table[[a, b]] = table[[b, a]]
-    state[key] = table
-    save_file(state, str(path), metadata=metadata)
-
-
 @pytest.mark.browser
-@pytest.mark.skipif(not os.path.isfile(DEMO_CHECKPOINT), reason="needs the demo checkpoint")
-def test_merge_two_demo_checkpoint_variants_in_the_browser(tmp_path):
+@pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")
+@pytest.mark.skipif(not os.path.isfile(DEMO), reason="needs the demo checkpoint")
+def test_merge_two_demo_checkpoint_variants_in_the_browser(shared_webui):
     """Merge the demo model (A) with a variant whose "red" and "blue" are swapped (B) at M=0.3 through the tab,
     load the result and generate: it still draws a red circle, as 70% of A says."""
-    import shutil
+    from playwright.sync_api import sync_playwright
 
     from demo_model import judge
-    from tests.webui_server import WebuiServer, chromium_available, launch_browser, pick_option, set_number
-    if not chromium_available():
-        pytest.skip("needs Debian's chromium and playwright")
-    from playwright.sync_api import sync_playwright
-    models = tmp_path / "models" / "Stable-diffusion"
-    models.mkdir(parents=True)
-    shutil.copy(DEMO_CHECKPOINT, models / "shapes-a.safetensors")
-    _demo_variant_with_swapped_words(models / "shapes-b.safetensors", "red", "blue")
-
-    with WebuiServer(tmp_path) as server, sync_playwright() as pw:
+    models = os.path.join(shared_webui.data_dir, "models", "Stable-diffusion")
+    outputs = os.path.join(shared_webui.data_dir, "outputs", "txt2img-images")
+    before = pngs_under(outputs)
+    with sync_playwright() as pw:
         browser = launch_browser(pw)
         page = browser.new_page()
-        page.goto(server.url)
+        page.goto(shared_webui.url)
         _merge_and_load_in_browser(page, "shapes-a", "shapes-b", "shapes-merged")
 
         page.get_by_role("tab", name="txt2img", exact=True).first.click()
@@ -498,13 +466,12 @@ def test_merge_two_demo_checkpoint_variants_in_the_browser(tmp_path):
         page.locator("#html_info_txt2img").get_by_text("Model: shapes-merged").wait_for(timeout=120000)
         browser.close()
 
-    merged = load_file(str(models / "shapes-merged.safetensors"))
-    a, b = load_file(str(models / "shapes-a.safetensors")), load_file(str(models / "shapes-b.safetensors"))
+    merged = load_file(os.path.join(models, "shapes-merged.safetensors"))
+    a, b = load_file(os.path.join(models, "shapes-a.safetensors")), load_file(os.path.join(models, "shapes-b.safetensors"))
     key = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
     torch.testing.assert_close(merged[key].float(), a[key].float() * 0.7 + b[key].float() * 0.3, atol=2e-3, rtol=1e-2)
     from PIL import Image
-    saved = sorted(os.path.join(d, f) for d, _, fs in os.walk(tmp_path / "outputs" / "txt2img-images") for f in fs
-                   if f.endswith(".png"))
+    saved = new_pngs(outputs, before, "Model: shapes-merged")
     assert len(saved) == 4
     found = [judge.judge(Image.open(p).convert("RGB")).main for p in saved]
     assert sum(f is not None and f.colour == "red" and f.shape == "circle" for f in found) >= 3, found
