@@ -34,7 +34,7 @@ SEPARATORS = [" ", ", ", "", "\t", "\n", "  ", ",", " BREAK ", "|"]
 
 def fuzz_corpus():
     rng = random.Random(1234)
-    corpus = list(FRAGMENTS) + ["", " ", "a photo of a cat", "A1111-style (prompt:1.1), [with:everything:0.3] <lora:l:1>"]
+    corpus = [*FRAGMENTS, "", " ", "a photo of a cat", "A1111-style (prompt:1.1), [with:everything:0.3] <lora:l:1>"]
     for _ in range(160):
         parts = rng.choices(FRAGMENTS, k=rng.randint(1, 30))
         corpus.append("".join(part + rng.choice(SEPARATORS) for part in parts))
@@ -106,10 +106,10 @@ def test_the_pipeline_is_transformers_pipeline_setting_for_setting(light, refere
     assert json.loads(light._backend.to_str()) == json.loads(reference.backend_tokenizer.to_str())
 
 
-@pytest.mark.parametrize("form", CALL_FORMS, ids=[",".join(f"{k}={v}" for k, v in f.items()) or "plain" for f in CALL_FORMS])
+@pytest.mark.parametrize("form", CALL_FORMS, ids=[",".join(f"{k}={v}" for k, v in form.items()) or "plain"
+                                                  for form in CALL_FORMS])
 def test_every_call_form_gives_transformers_output_for_the_fuzz_corpus(light, reference, form):
-    batched = form.get("padding") in (True, "longest") or form.get("return_tensors") != "pt" or "padding" in form
-    if batched:
+    if "padding" in form or form.get("return_tensors") != "pt":  # (unpadded rows make no tensor)
         assert_same(light(CORPUS, **form), reference(CORPUS, **form), f"batch {form}")
     for text in CORPUS:
         assert_same(light(text, **form), reference(text, **form), f"{text!r} {form}")
@@ -145,10 +145,10 @@ def test_encode_tokenize_and_decode_match_transformers(light, reference):
 def test_decode_and_batch_decode_take_lists_tensors_and_ints_as_transformers_does(light, reference):
     batch = reference(CORPUS[:50], padding=True, truncation=True, return_tensors="pt")["input_ids"]
     for skip in (False, True):
-        assert light.batch_decode(batch, skip_special_tokens=skip) == reference.batch_decode(batch, skip_special_tokens=skip)
-        assert light.decode(batch, skip_special_tokens=skip) == reference.decode(batch, skip_special_tokens=skip)
-        assert light.decode(batch[3], skip_special_tokens=skip) == reference.decode(batch[3], skip_special_tokens=skip)
-        assert light.decode(batch[3].numpy(), skip_special_tokens=skip) == reference.decode(batch[3].numpy(), skip_special_tokens=skip)
+        assert light.batch_decode(batch, skip_special_tokens=skip) == \
+            reference.batch_decode(batch, skip_special_tokens=skip)
+        for ids in (batch, batch[3], batch[3].numpy()):
+            assert light.decode(ids, skip_special_tokens=skip) == reference.decode(ids, skip_special_tokens=skip)
     for ids in (2368, [], [[]], batch[0, 1], [49406, 2368, 49407], (320, 1125)):
         assert light.decode(ids) == reference.decode(ids), ids
     assert light.batch_decode([]) == reference.batch_decode([]) == []
