@@ -149,11 +149,9 @@ def sort_callbacks(category, unordered_callbacks, *, enable_user_sort=True):
         errors.report(f"Error ordering callbacks for {category}", exc_info=True)
 
     if enable_user_sort:
-        try:
-            from modules import shared
-            prioritized = getattr(shared.opts, f"prioritized_callbacks_{category}", None) or []
-        except Exception:
-            prioritized = []
+        from modules import shared
+        # an option only some categories register (A1111's "prioritized callbacks" settings)
+        prioritized = getattr(shared.opts, f"prioritized_callbacks_{category}", None) or []
         if prioritized:
             by_name = {c.name: c for c in callbacks}
             first = [by_name[n] for n in prioritized if n in by_name]

@@ -285,11 +285,8 @@ def list_files_with_name(filename):
 
 
 def _postprocessing_base():
-    try:
-        from modules import scripts_postprocessing
-        return scripts_postprocessing.ScriptPostprocessing
-    except Exception:
-        return None
+    from modules import scripts_postprocessing
+    return scripts_postprocessing.ScriptPostprocessing
 
 
 def register_scripts_from_module(module, scriptfile):
@@ -300,7 +297,7 @@ def register_scripts_from_module(module, scriptfile):
             continue
         if issubclass(obj, Script):
             scripts_data.append(ScriptClassData(obj, scriptfile.path, scriptfile.basedir, module))
-        elif pp_base is not None and issubclass(obj, pp_base):
+        elif issubclass(obj, pp_base):
             postprocessing_scripts_data.append(ScriptClassData(obj, scriptfile.path, scriptfile.basedir, module))
 
 
@@ -376,11 +373,8 @@ def load_scripts():
 
 
 def _create_postprocessing_runner():
-    try:
-        from modules import scripts_postprocessing
-        return scripts_postprocessing.ScriptPostprocessingRunner()
-    except Exception:
-        return None
+    from modules import scripts_postprocessing
+    return scripts_postprocessing.ScriptPostprocessingRunner()
 
 
 def reload_scripts():
@@ -521,12 +515,9 @@ class ScriptRunner:
             return None
         script_args = args[script.args_from:script.args_to]
         processed = script.run(p, *script_args)
-        try:
-            from modules import shared
-            if shared.total_tqdm is not None:
-                shared.total_tqdm.clear()
-        except Exception:
-            pass
+        from modules import shared
+        if shared.total_tqdm is not None:
+            shared.total_tqdm.clear()
         return processed
 
     # ------------------------------------------------------------------ ordering of hooks

@@ -49,12 +49,9 @@ get_token_count = count_tokens
 
 def _run_before_token_counter(text, steps, styles, is_positive):
     """Extensions may rewrite what is counted (on_before_token_counter); a failing one is reported and skipped."""
+    from modules import script_callbacks
+    params = script_callbacks.BeforeTokenCounterParams(text, steps, styles, is_positive=is_positive)
     try:
-        from modules import script_callbacks
-        params_class = getattr(script_callbacks, "BeforeTokenCounterParams", None)
-        if params_class is None:
-            return text, steps, styles
-        params = params_class(text, steps, styles, is_positive=is_positive)
         script_callbacks.before_token_counter_callback(params)
         return params.prompt, params.steps, params.styles
     except Exception:
