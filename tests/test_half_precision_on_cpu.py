@@ -254,7 +254,7 @@ def test_the_demo_model_in_gpu_dtypes_draws_the_fp32_pictures(name, fp32_picture
     assert np.abs(untouched - pixels(INIT)[:, 40:]).max() <= 1 / 255
     to_lora, _ = difference(pictures["LoRA"], fp32_pictures["LoRA"])
     lora_effect, _ = difference(fp32_pictures["LoRA"], fp32_pictures["no LoRA"])
-    assert to_lora <= lora_effect / 3, f"the LoRA picture is {to_lora:.4f} from fp32's, which the LoRA moved {lora_effect:.4f}"
+    assert to_lora <= lora_effect / 3, f"{to_lora:.4f} from the fp32 LoRA picture; the LoRA moved it {lora_effect:.4f}"
     assert all(torch.equal(restored[key], value) for key, value in original.items()), "LoRA not taken out exactly"
 
 
