@@ -284,6 +284,29 @@ def test_sdxl_and_its_refiner_in_gpu_dtypes(name, checkpoints, fp32_pictures):
     assert not far, far
 
 
+# ---- FP8 and LoRA ----------------------------------------------------------------------------------------------------
+
+def test_cache_fp16_weight_makes_a_lora_change_fp8_weights_as_much_as_fp16_ones(demo_lora):
+    """"Cache FP16 weight for LoRA": the LoRA is added to the weights as they were before FP8 (rounded once, not
+    twice), so an FP8 layer moves as far as the fp16 layer does; without the cache, part of the change rounds away."""
+    def lora_change(settings):
+        with gpu_dtypes(DEMO, settings=settings) as model:
+            block = model.model.diffusion_model.input_blocks[1][1].transformer_blocks[0]
+            layers = [block.attn1.to_q, block.attn2.to_k, block.ff.net[2]]
+            before = [layer.weight.float() for layer in layers]
+            during = []
+            model.model.diffusion_model.out.register_forward_pre_hook(
+                lambda *_: during.append([layer.weight.float() for layer in layers]))
+            res = txt2img(model, prompt=f"{LORA_PROMPT} <lora:demo-turquoise:1>", steps=1)
+            return [(d - b).abs().mean().item() for d, b in zip(during[0], before)], res.infotexts[0]
+    fp16, _ = lora_change({})
+    cached, infotext = lora_change({"fp8_storage": "Enable", "cache_fp16_weight": True})
+    uncached, _ = lora_change({"fp8_storage": "Enable"})
+    assert "FP8 weight: Enable, Cache FP16 weight for LoRA: True" in infotext
+    assert np.allclose(cached, fp16, rtol=0.02), (cached, fp16)
+    assert min(c - u for c, u in zip(cached, uncached)) > 0, (cached, uncached)
+
+
 # ---- the NaN check ---------------------------------------------------------------------------------------------------
 
 def test_a_nan_unet_in_fp16_is_reported_with_a1111s_message(monkeypatch):
