@@ -330,7 +330,7 @@ def test_a_vae_that_overflows_fp16_is_retried_in_fp32(monkeypatch, capsys):
     assert 0.01 < pixels(image).std()
 
 
-# ---- the tiled VAE --------------------------------------------------------------------------------------------------
+# ---- the tiled VAE, SDXL's size numbers ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, worst", [("fp16", 8 / 255), ("bf16 setting", 0.25)])
 def test_tiled_vae_decode_in_half_matches_the_whole_decode(name, worst):
@@ -347,3 +347,22 @@ def test_tiled_vae_decode_in_half_matches_the_whole_decode(name, worst):
     diff = (tiled - whole).abs() / 2
     assert tiled.dtype == whole.dtype and diff.mean() <= 1 / 255 and diff.max() <= worst, (diff.mean(), diff.max())
 
+
+def test_sdxl_size_conditioning_keeps_its_numbers_exact_in_bf16(monkeypatch):
+    """The size, crop and aesthetic score reach SDXL's embedder as asked: bfloat16 would make a 2056-high picture
+    2048 high and a score of 6.1 6.09375."""
+    from modules import sd_models_xl
+    monkeypatch.setattr(devices, "refresh_precision", _precision_as_on_a_gpu)
+    monkeypatch.setitem(shared.opts.data, "half_precision_type", "bfloat16")
+    monkeypatch.setitem(shared.opts.data, "sdxl_refiner_high_aesthetic_score", 6.1)
+    monkeypatch.setitem(shared.opts.data, "sdxl_crop_top", 301)
+    try:
+        devices.refresh_precision(shared.cmd_opts)
+        assert devices.dtype == torch.bfloat16
+        inputs = sd_models_xl.conditioning_inputs(["a"], width=1032, height=2056)
+    finally:
+        monkeypatch.undo()
+        devices.refresh_precision(shared.cmd_opts)
+    assert inputs["original_size_as_tuple"].tolist() == inputs["target_size_as_tuple"].tolist() == [[2056, 1032]]
+    assert inputs["crop_coords_top_left"].tolist() == [[301, 0]]
+    assert inputs["aesthetic_score"].tolist() == [[pytest.approx(6.1)]]
