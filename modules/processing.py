@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from modules import (
-    devices, errors, extra_networks, face_restoration, images, prompt_comments, prompt_parser, rng, scripts,
+    cpu_threading, devices, errors, extra_networks, face_restoration, images, prompt_comments, prompt_parser, rng, scripts,
     sd_hijack, sd_models, sd_samplers, sd_vae, shared,
 )
 from modules.latent_codec import (  # noqa: F401  (A1111 exports these from processing)
@@ -378,6 +378,10 @@ class StableDiffusionProcessing:
         """Sampler steps one iteration runs (for the job-wide progress bar)."""
         return self.steps
 
+    def largest_latent_pixels(self):
+        """Latent pixels of the largest pass the job samples (txt2img's hires pass may be larger)."""
+        return (self.width // opt_f) * (self.height // opt_f)
+
 
 def _embeddings_version():
     """Changes whenever the set of loaded textual-inversion embeddings changes."""
@@ -521,14 +525,16 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
         state.total_steps = p.n_iter * p.expected_sampler_steps()
         state.completed_steps = 0
 
-        for n in range(p.n_iter):
-            p.iteration = n
-            if state.skipped:
-                state.skipped = False
-            if state.interrupted or state.stopping_generation:
-                break
-            if not process_batch(p, n, outputs):
-                break
+        unet = p.sd_model.model.diffusion_model
+        with cpu_threading.threads_for_work(devices.device, cpu_threading.unet_work(unet, p.largest_latent_pixels(), p.batch_size)):
+            for n in range(p.n_iter):
+                p.iteration = n
+                if state.skipped:
+                    state.skipped = False
+                if state.interrupted or state.stopping_generation:
+                    break
+                if not process_batch(p, n, outputs):
+                    break
 
         p.color_corrections = None
         index_of_first_image = add_grid(p, outputs)

@@ -141,6 +141,10 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
     def expected_sampler_steps(self):
         return self.steps + ((self.hr_second_pass_steps or self.steps) if self.enable_hr else 0)
 
+    def largest_latent_pixels(self):
+        first = super().largest_latent_pixels()
+        return max(first, (self.hr_upscale_to_x // opt_f) * (self.hr_upscale_to_y // opt_f)) if self.enable_hr else first
+
     def setup_prompts(self):
         super().setup_prompts()
         if not self.enable_hr:
