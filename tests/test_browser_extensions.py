@@ -66,7 +66,9 @@ def server(tmp_path_factory):
     for name in ("Config-Presets", "a1111-sd-webui-tagcomplete", "stable-diffusion-webui-state"):
         copy_corpus_extension(str(data_dir / "extensions"), name)
     # What the State extension remembers is chosen in Settings; a user picked the prompt, the steps and the tab.
-    (data_dir / "config.json").write_text(json.dumps({"state": ["tabs"], "state_txt2img": ["prompt", "sampling_steps"]}))
+    # Clip skip sits in the quicksettings row (a user's choice), where a new page must show its value as it is now.
+    (data_dir / "config.json").write_text(json.dumps({"state": ["tabs"], "state_txt2img": ["prompt", "sampling_steps"],
+                                                      "quicksettings_list": ["sd_model_checkpoint", "CLIP_stop_at_last_layers"]}))
     write_extension(str(data_dir / "extensions"), "recorder", {"scripts/recorder.py": RECORDER})
     write_extension(str(data_dir / "extensions"), "settings-kinds", {"scripts/kinds.py": SETTINGS_KINDS, **JS_RECORDER})
     write_extension(str(data_dir / "extensions"), "broken", {"scripts/bad.py": BROKEN_AT_IMPORT, "scripts/bad_ui.py": BROKEN_IN_UI,
@@ -241,6 +243,26 @@ def test_apply_settings_saves_a_change_to_every_kind_of_option(page, server):
     assert saved["sd_vae"] == "None" and saved["keyedit_delimiters_whitespace"] == ["Carriage Return", "Line Feed"]
     assert saved["realesrgan_enabled_models"] == ["R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B", "R-ESRGAN 2x+"]
     assert saved["kinds_tags"] == ["alpha"] and saved["kinds_mode"] == "slow"
+
+
+def test_a_page_opened_later_shows_the_quicksettings_and_opts_as_they_are_now(page):
+    from playwright.sync_api import expect
+    clip_skip = page.locator("#setting_CLIP_stop_at_last_layers input[type=number]")
+    expect(clip_skip).to_have_value("1")
+    clip_skip.fill("2")
+    clip_skip.press("Enter")
+    clip_skip.blur()
+    expect(page.locator("#quicksettings_status")).to_contain_text("saved", timeout=30000)
+    second = page.context.browser.new_page()
+    try:
+        second.goto(page.url)
+        expect(second.locator("#setting_CLIP_stop_at_last_layers input[type=number]")).to_have_value("2", timeout=60000)
+        second.wait_for_function("() => window.opts && window.opts.CLIP_stop_at_last_layers === 2", timeout=30000)
+    finally:
+        second.close()
+        clip_skip.fill("1")  # as the other tests expect it
+        clip_skip.press("Enter")
+        clip_skip.blur()
 
 
 def test_extension_javascript_loads_in_a1111_order_and_gets_every_page_event(page):

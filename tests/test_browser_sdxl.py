@@ -47,6 +47,11 @@ def test_sdxl_checkpoint_sets_its_size_and_the_refiner_switches(shared_webui):
         assert "Refiner: xl-refiner" in text and "Size: 64x64" in text and "Model: xl-base" in text
         # after the job the selected checkpoint is the base again
         expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^xl-base"))
+        # a page opened now shows the model loaded now, not the one the page was built with at start-up
+        second = browser.new_page()
+        second.goto(shared_webui.url)
+        expect(second.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^xl-base"), timeout=60000)
+        second.close()
         # img2img has the same accordion; sending the picture there pastes the infotext's refiner and fraction into it
         page.locator("#txt2img_send_to_img2img").click()
         expect(page.locator("#script_img2img_refiner_checkpoint input")).to_have_value(re.compile(r"^xl-refiner"), timeout=30000)

@@ -74,11 +74,11 @@ def invalid_choice(info, value, old):
     return f"{', '.join(map(repr, unknown))} is not one of its choices" if unknown else None
 
 
-def create_setting_component(key, info, value=None):
-    """The component for one option, with A1111's elem id `setting_<key>` and a refresh button when asked."""
+def component_value_and_args(key, info, value=None, args=None):
+    """(component class, value, constructor args) for an option as it is now: its choices made now (or the `args`
+    given), with the current value among them."""
     cls = resolve_component(info)
-    args = component_args(info)
-    args.setdefault("label", info.label or key)
+    args = component_args(info) if args is None else dict(args)
     value = opts.data.get(key, info.default) if value is None else value
     if cls is gr.Dropdown and args.get("multiselect") and value is None:
         value = []
@@ -86,6 +86,24 @@ def create_setting_component(key, info, value=None):
         value = []
     if cls in CHOICE_COMPONENTS:
         offer_current_values(args, value)
+    return cls, value, args
+
+
+def current_value_update(key, info):
+    """The update that shows an option's current value in its component, with its choices made now where the
+    option has a choices list (an option without one keeps the choices its component was built with); an info
+    line stays."""
+    declared = component_args(info)
+    cls, value, args = component_value_and_args(key, info, args=declared)
+    if cls is gr.HTML:
+        return gr.skip()
+    return gr.update(value=value, **({"choices": args["choices"]} if declared.get("choices") else {}))
+
+
+def create_setting_component(key, info, value=None):
+    """The component for one option, with A1111's elem id `setting_<key>` and a refresh button when asked."""
+    cls, value, args = component_value_and_args(key, info, value)
+    args.setdefault("label", info.label or key)
     # (extension-compat) an option may pass interactive= itself (tag autocomplete's gr.Code); a frozen one stays read-only.
     interactive = bool(args.pop("interactive", True)) and not frozen(key, info)
     try:

@@ -4,7 +4,7 @@ import importlib
 import gradio as gr
 
 from modules import errors, script_callbacks, shared
-from webui import model_size, quicksettings, send_to
+from webui import model_size, quicksettings, send_to, settings_on_load
 
 
 class UiContext:
@@ -82,5 +82,6 @@ def create_ui():
         ctx.tabs_component = tabs
         send_to.bind(ctx)
         model_size.bind(ctx, ctx.checkpoint_switch_event)
+        settings_on_load.bind(demo, ctx)
     demo.ui_context = ctx
     return demo
