@@ -152,15 +152,17 @@ def cond_cast_float(tensor):
 
 
 def autocast(disable=False):
-    """Mixed precision on a GPU running a half model; none on the CPU, in full precision, or with --precision half
-    (everything is fp16 already)."""
-    if disable or force_fp16 or device.type == "cpu" or dtype == torch.float32 or dtype_inference == torch.float32:
+    """Mixed precision while the model is half; none in full precision or with --precision half (everything is fp16
+    already). Decided by the dtypes alone (choose_precision keeps the CPU in fp32), so the CPU run in a GPU's dtypes
+    (tests/test_half_precision_on_cpu.py) gets the autocast a GPU would."""
+    if disable or force_fp16 or dtype == torch.float32 or dtype_inference == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
 
 
 def without_autocast(disable=False):
-    if disable or not torch.is_autocast_enabled():
+    # asks about the model's device: torch.is_autocast_enabled() without one answers for CUDA only
+    if disable or not torch.is_autocast_enabled(device.type):
         return contextlib.nullcontext()
     return torch.autocast(device.type, enabled=False)
 

@@ -21,7 +21,9 @@ get_target_prompt_token_count = GeneralConditioner.get_target_prompt_token_count
 def conditioning_inputs(batch, width, height, is_negative_prompt=False):
     """The conditioner's batch: prompts under "txt", and each size/crop/score entry repeated per prompt."""
     aesthetic_score = opts.sdxl_refiner_low_aesthetic_score if is_negative_prompt else opts.sdxl_refiner_high_aesthetic_score
-    device_args = dict(device=devices.device, dtype=devices.dtype)
+    # float32 whatever the model's dtype: the embedder computes in float32, and bfloat16 would round the numbers
+    # first (a height of 2056 to 2048, an aesthetic score of 6.1 to 6.09375)
+    device_args = dict(device=devices.device, dtype=torch.float32)
     n = len(batch)
     return {
         "txt": batch,

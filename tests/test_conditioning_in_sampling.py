@@ -152,3 +152,31 @@ def test_prompt_and_negative_of_different_lengths(tiny_model, unet_calls):
     # "Pad conds": the negative prompt is padded with empty-prompt chunks, and both go in one call
     assert [tuple(c.shape[:2]) for c in unet_calls] == [(2, 154)] * 2
     assert "Pad conds: True" in res.infotexts[0]
+
+
+def test_an_sdxl_job_at_another_size_or_crop_is_conditioned_on_it(family_checkpoints, monkeypatch):
+    """SDXL's conditioning holds the image size and the crop: the cond cache does not hand a 96x64 job the vector of
+    an earlier 64x64 job with the same prompt, nor keep the old crop after the setting changes."""
+    from modules import sd_models
+    model = sd_models.load_model(sd_models.CheckpointInfo(family_checkpoints("sdxl")))
+    vectors = []
+    model.model.diffusion_model.register_forward_pre_hook(lambda m, args, kwargs: vectors.append(kwargs["y"].clone()),
+                                                          with_kwargs=True)
+
+    def vector(**kwargs):
+        run(model, steps=1, **kwargs)
+        return vectors[-1]
+    try:
+        processing.clear_cond_cache()
+        small, wide = vector(width=64, height=64), vector(width=96, height=64)
+        monkeypatch.setitem(shared.opts.data, "sdxl_crop_top", 16)
+        cropped = vector(width=96, height=64)
+        processing.clear_cond_cache()
+        fresh = vector(width=96, height=64)
+        monkeypatch.setitem(shared.opts.data, "sdxl_crop_top", 0)
+        processing.clear_cond_cache()
+        fresh_uncropped = vector(width=96, height=64)
+    finally:
+        sd_models.unload_model_weights()
+    assert torch.equal(cropped, fresh) and torch.equal(wide, fresh_uncropped)
+    assert not torch.equal(small, wide) and not torch.equal(wide, cropped)

@@ -117,9 +117,12 @@ def apply_to_layer(layer, nets, report_error):
     weight, bias = _weight_and_bias(layer)
     with torch.no_grad():
         # A float32 weight holds the original now and takes the changes in place; others get a float32 working copy
-        # (a copy: for a float32 layer on the CPU, .to() alone would hand back the backup itself)
+        # (a copy: for a float32 layer on the CPU, .to() alone would hand back the backup itself), made from the
+        # weight as it was before FP8 where the "Cache FP16 weight for LoRA" setting kept it (modules.fp8_weights)
         in_place = weight.dtype == torch.float32
-        new_weight = weight if in_place else layer.network_weights_backup.to(weight.device, dtype=torch.float32, copy=True)
+        original = getattr(layer, "fp16_weight", None)
+        original = layer.network_weights_backup if original is None else original
+        new_weight = weight if in_place else original.to(weight.device, dtype=torch.float32, copy=True)
         new_bias = layer.network_bias_backup.to(weight.device, dtype=torch.float32, copy=True) if layer.network_bias_backup is not None else None
         for net in nets:
             for module, rows in modules_for_layer(net, layer_name, layer):

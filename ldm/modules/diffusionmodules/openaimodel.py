@@ -34,10 +34,14 @@ def timestep_embedding(timesteps, dim, max_period=10000, repeat_only=False):
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 whatever the weights' dtype (half precision overflows here)."""
+    """GroupNorm in float32 when its weights are (as the original: half overflows here), else in their dtype: torch's
+    group_norm takes float32 input only with float32 weights. CUDA's autocast upcasts half weights anyway; outside
+    autocast (--precision half, --upcast-sampling, --precision full) they normalise in half, as A1111's do, the
+    kernels summing in float32."""
 
     def forward(self, x):
-        return super().forward(x.float()).type(x.dtype)
+        dtype = torch.float32 if self.weight is None or self.weight.dtype == torch.float32 else self.weight.dtype
+        return super().forward(x.to(dtype)).type(x.dtype)
 
 
 def normalization(channels):
