@@ -237,8 +237,9 @@ def set_memory_flags(medvram=False, medvram_sdxl=False, lowvram=False, compile_=
     shared.cmd_opts.lowvram, shared.cmd_opts.compile = lowvram, compile_
 
 
-def bench_model(name, path, device, steps, warmup, repeats, side=None, with_compile=False, memory_modes=False):
-    """Ours and diffusers' on the checkpoint at `path` (`side`: the image's; default: by the model's family)."""
+def bench_model(name, path, device, steps, warmup, repeats, side=None, memory_modes=False, save=lambda result: None):
+    """Ours and diffusers' on the checkpoint at `path` (`side`: the image's; default: by the model's family), then
+    ours in the memory modes (CUDA only). `save(result)` after each part, so a run cut short keeps what it measured."""
     from modules import devices
     set_memory_flags()
     ours = load_ours(path)
@@ -252,26 +253,36 @@ def bench_model(name, path, device, steps, warmup, repeats, side=None, with_comp
         "ours": (lambda clock: run_ours(ours, side, steps, next(seeds), clock), ours_weights),
         "diffusers": (lambda clock: run_diffusers(pipe, side, steps, next(seeds), clock), theirs_weights),
     }
-    rows = compare(impls, device, warmup, repeats)
+    dtype = str(devices.dtype_unet).replace("torch.", "")
+    result = dict(model=name, side=side, steps=steps, dtype=dtype, rows=compare(impls, device, warmup, repeats))
+    save(result)
     del pipe, impls
-    extra_modes = []
-    if with_compile:
-        extra_modes.append(("ours --compile", dict(compile_=True)))
+    modes = []
     if memory_modes and device.type == "cuda":
         # --medvram-sdxl is --medvram for SDXL models only: the flag an SDXL user on a small card sets
         medvram = ("ours --medvram-sdxl", dict(medvram_sdxl=True)) if ours.is_sdxl else ("ours --medvram", dict(medvram=True))
-        extra_modes += [medvram, ("ours --lowvram", dict(lowvram=True))]
+        modes += [medvram, ("ours --lowvram", dict(lowvram=True))]
     del ours
-    for label, flags in extra_modes:
-        set_memory_flags(**flags)
-        model = load_ours(path)
-        fn = (lambda model: lambda clock: run_ours(model, side, steps, next(seeds), clock))(model)
-        # alone on the device now: its peak is the GPU's
-        rows.update(compare({label: (fn, None)}, device, warmup + (1 if flags.get("compile_") else 0), repeats))
-        del model, fn
+    for label, flags in modes:
+        bench_ours_with(result, label, flags, path, device, warmup, repeats)
+        save(result)
+    return result
+
+
+def bench_ours_with(result, label, flags, path, device, warmup, repeats):
+    """Adds the row `label`: ours alone on the device with these memory or compile flags (its peak is the GPU's)."""
+    set_memory_flags(**flags)
+    model = load_ours(path)
+    seeds = iter(range(1000, 100000))
+
+    def fn(clock):
+        return run_ours(model, result["side"], result["steps"], next(seeds), clock)
+    result["rows"].update(compare({label: (fn, None)}, device, warmup + (1 if flags.get("compile_") else 0), repeats))
+    del model, fn
     set_memory_flags()
-    dtype = str(devices.dtype_unet).replace("torch.", "")
-    return dict(model=name, side=side, steps=steps, dtype=dtype, rows=rows)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def print_table(device, results):
@@ -330,20 +341,44 @@ def main(argv=None):
     models += [(os.path.splitext(os.path.basename(path))[0], path) for path in args.file]
     warmup = args.warmup if args.warmup is not None else (2 if on_gpu else 1)
     repeats = args.repeats if args.repeats is not None else (5 if on_gpu else 2)
+    # every model's comparison (and memory modes) first, compiles last: compiling takes minutes, so a run cut short
+    # (benchmarks/gpu_check.sh's time budget) loses the compiled rows, not a model
+    pending = [name for name, _ in models] + [f"{name} --compile" for name, _ in models if wanted(args.compile, name)]
     results = []
-    for name, path in models:
-        steps = args.steps or (20 if on_gpu else CPU_STEPS.get(name, 4))
-        try:
-            results.append(bench_model(name, path or random_checkpoint(name), device, steps, warmup, repeats, args.side,
-                                       wanted(args.compile, name), wanted(args.memory_modes, name)))
-        except NotImplementedError as e:
-            results.append(dict(model=name, error=str(e)))
-        gc.collect()
-        if on_gpu:
-            torch.cuda.empty_cache()
-        if args.json:  # after each model, so a run cut short keeps what it measured
+
+    def save(result=None):
+        if args.json:  # after each part, so a run cut short keeps what it measured
+            done = results + ([result] if result is not None and result not in results else [])
             with open(args.json, "w") as file:
-                json.dump(dict(device=str(device), results=results), file, indent=1)
+                json.dump(dict(device=str(device), results=done, pending=pending), file, indent=1)
+
+    save()  # the plan: a run stopped before its first figure still names what it did not measure
+    try:
+        compiled = []
+        for name, path in models:
+            steps = args.steps or (20 if on_gpu else CPU_STEPS.get(name, 4))
+            path = path or random_checkpoint(name)
+            try:
+                result = bench_model(name, path, device, steps, warmup, repeats, args.side,
+                                     wanted(args.memory_modes, name), save)
+                if wanted(args.compile, name):
+                    compiled.append((result, path))
+            except NotImplementedError as e:
+                result = dict(model=name, error=str(e))
+                if f"{name} --compile" in pending:
+                    pending.remove(f"{name} --compile")
+            results.append(result)
+            pending.remove(name)
+            save()
+            gc.collect()
+            if on_gpu:
+                torch.cuda.empty_cache()
+        for result, path in compiled:
+            bench_ours_with(result, "ours --compile", dict(compile_=True), path, device, warmup, repeats)
+            pending.remove(f"{result['model']} --compile")
+            save()
+    except KeyboardInterrupt:  # gpu_check.sh's time limit: the table of what finished (the JSON has it too)
+        print(f"\ninterrupted; not measured: {', '.join(pending)}", file=sys.stderr)
     print_table(device, results)
 
 

@@ -1,13 +1,39 @@
-"""The one table benchmarks/gpu_check.sh prints: each CUDA test (passed / failed / skipped and why) and each target of
-issue #22 against the benchmark's figures.
+"""The one table benchmarks/gpu_check.sh prints: each part of the check (finished in its time limit, timed out or
+failed), each CUDA test (passed / failed / skipped and why) and each target of issue #22 against the benchmark's
+figures.
 
     python benchmarks/gpu_check_report.py --junit tests.xml --pipeline pipeline.json [--load load.json] [--mode cpu]
+        [--part LABEL EXIT_CODE SECONDS LIMIT LOG ...]
 """
 import argparse
 import json
+import os
 import xml.etree.ElementTree as ElementTree
 
 GIB = 2 ** 30
+TIMED_OUT = (124, 137)  # coreutils `timeout`: the limit was reached (137: and the part had to be killed)
+NOT_RUN = -1  # gpu_check.sh: the time budget was spent before the part's turn
+
+
+def _last_line(log_path):
+    if not os.path.exists(log_path):
+        return f"no log at {log_path}"
+    with open(log_path, errors="replace") as file:
+        lines = [line.strip() for line in file if line.strip()]
+    return lines[-1][:160] if lines else "empty log"
+
+
+def part_row(label, exit_code, seconds, limit, log_path):
+    """(check, target, result, ok) for one part of the run: a part cut off at its limit says so, so that the rows it
+    did not produce are not mistaken for a clean run."""
+    target = f"ends within {limit} s"
+    if exit_code == NOT_RUN:
+        return (label, "runs", "NOT RUN: the time budget was spent before its turn", False)
+    if exit_code == 0:
+        return (label, target, f"finished in {seconds} s", True)
+    if exit_code in TIMED_OUT:
+        return (label, target, f"TIMED OUT after {seconds} s: only what it finished is below", False)
+    return (label, target, f"FAILED (exit {exit_code}) after {seconds} s: {_last_line(log_path)}", False)
 
 
 def test_rows(junit_path):
@@ -16,6 +42,9 @@ def test_rows(junit_path):
     root = ElementTree.parse(junit_path).getroot()
     for case in root.iter("testcase"):
         name = case.get("name")
+        if name is None:  # pytest's entry for the test it was running when the part's time limit stopped it
+            rows.append(("(the test running when the part was stopped)", "passes", "interrupted", None))
+            continue
         module = case.get("classname", "").rsplit(".", 1)[-1]
         seconds = float(case.get("time", 0))
         failure = case.find("failure") if case.find("failure") is not None else case.find("error")
@@ -96,20 +125,31 @@ def load_rows(load):
              ratio <= 2.3)]
 
 
+def pending_rows(pipeline):
+    """What a benchmark cut short did not get to."""
+    return [(f"benchmark: {name}", "measured", "not measured: the benchmark stopped first", False)
+            for name in pipeline.get("pending", [])]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
+    parser.add_argument("--part", nargs=5, action="append", default=[],
+                        metavar=("LABEL", "EXIT_CODE", "SECONDS", "LIMIT", "LOG"),
+                        help="one part of the run and how it ended (exit code 0: it finished)")
     parser.add_argument("--junit", action="append", default=[])
     parser.add_argument("--pipeline")
     parser.add_argument("--load")
     parser.add_argument("--mode", choices=["cuda", "cpu"], default="cuda")
     args = parser.parse_args(argv)
-    rows = []
+    rows = [part_row(label, int(code), int(seconds), int(limit), log) for label, code, seconds, limit, log in args.part]
     for path in args.junit:
-        rows += test_rows(path)
-    if args.pipeline:
+        if os.path.exists(path):  # a part killed before it wrote its report has its own row above
+            rows += test_rows(path)
+    if args.pipeline and os.path.exists(args.pipeline):
         with open(args.pipeline) as file:
-            rows += target_rows(json.load(file), args.mode == "cuda")
-    if args.load:
+            pipeline = json.load(file)
+        rows += target_rows(pipeline, args.mode == "cuda") + pending_rows(pipeline)
+    if args.load and os.path.exists(args.load):
         with open(args.load) as file:
             rows += load_rows(json.load(file))
     mark = {True: "yes", False: "NO", None: "-"}

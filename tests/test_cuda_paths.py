@@ -309,32 +309,20 @@ def test_automatic_placement_when_the_model_does_not_fit(monkeypatch, capsys):
     assert ok, how
 
 
-def test_tiled_vae_decode_on_the_gpu_matches_the_whole_decode():
+@pytest.mark.parametrize("flags, mean, worst", [(dict(no_half=True), 1 / 255, 1 / 255), ({}, 1 / 255, 8 / 255)],
+                         ids=["fp32", "fp16"])
+def test_tiled_vae_decode_on_the_gpu_matches_the_whole_decode(flags, mean, worst):
+    """In fp32 the tiles give the whole decode's picture to 1/255 everywhere; in fp16 to its rounding (the CPU
+    rehearsal in fp16 measured a mean of 0.0001 and single pixels up to 0.018 apart)."""
     from modules import sd_vae_tiled
-    with engine() as model:
+    with engine(**flags) as model:
         vae = model.first_stage_model
-        z = torch.randn(1, 4, 96, 96, device="cuda", dtype=devices.dtype_vae, generator=torch.Generator("cuda").manual_seed(0))
+        z = torch.randn(1, 4, 96, 96, device="cuda", generator=torch.Generator("cuda").manual_seed(0)).to(devices.dtype_vae)
         with torch.no_grad():
             whole = vae.decode(z).float()
             tiled = sd_vae_tiled.decode_tiled(vae, z, tile=32).float()
-    assert ((tiled - whole).abs() / 2).max() < 1 / 255
-
-
-# ---- compile -------------------------------------------------------------------------------------------------------
-
-def test_compile_draws_the_eager_picture_and_compiles_once_per_size():
-    with engine() as model:
-        eager = txt2img(model).images[0]
-    with engine(compile=True) as model:
-        import torch._dynamo
-        torch._dynamo.reset()
-        compiled = txt2img(model).images[0]
-        assert not model.model.diffusion_model.forward.failed, "the UNet fell back to eager"
-        counters = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-        txt2img(model, seed=12)
-        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == counters  # same size: no new compile
-    ok, how = close(compiled, eager, mean=2 / 255, worst=0.1)
-    assert ok, how
+    diff = (tiled - whole).abs() / 2
+    assert diff.mean() <= mean and diff.max() <= worst, (diff.mean().item(), diff.max().item())
 
 
 # ---- the GPU noise -------------------------------------------------------------------------------------------------
@@ -360,3 +348,20 @@ def test_gpu_and_nv_sources_give_the_same_image_noise(monkeypatch):
     monkeypatch.setitem(shared.opts.data, "randn_source", "NV")
     nv = rng.ImageRNG(shape, [77, 78]).next()
     torch.testing.assert_close(gpu.float().cpu(), nv.float().cpu(), rtol=0, atol=1e-5)
+
+
+# ---- compile (last: the slowest; a time limit cuts it before the others) --------------------------------------------
+
+def test_compile_draws_the_eager_picture_and_compiles_once_per_size():
+    with engine() as model:
+        eager = txt2img(model).images[0]
+    with engine(compile=True) as model:
+        import torch._dynamo
+        torch._dynamo.reset()
+        compiled = txt2img(model).images[0]
+        assert not model.model.diffusion_model.forward.failed, "the UNet fell back to eager"
+        counters = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        txt2img(model, seed=12)
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == counters  # same size: no new compile
+    ok, how = close(compiled, eager, mean=2 / 255, worst=0.1)
+    assert ok, how

@@ -366,3 +366,36 @@ def test_sdxl_size_conditioning_keeps_its_numbers_exact_in_bf16(monkeypatch):
     assert inputs["original_size_as_tuple"].tolist() == inputs["target_size_as_tuple"].tolist() == [[2056, 1032]]
     assert inputs["crop_coords_top_left"].tolist() == [[301, 0]]
     assert inputs["aesthetic_score"].tolist() == [[pytest.approx(6.1)]]
+
+
+def test_upcast_attention_computes_every_attention_in_fp32_and_draws_the_fp32_picture(fp32_pictures, monkeypatch):
+    # A1111's "Upcast cross attention layer to float32": the UNet's and the VAE's attention (not the text encoder's)
+    # in fp32 on a half model
+    from ldm.modules import attention
+    seen, inside = [], []
+    fused = attention.F.scaled_dot_product_attention
+
+    def recording(q, k, v, **kwargs):
+        if inside:
+            seen.append((q.dtype, k.dtype, v.dtype))
+        return fused(q, k, v, **kwargs)
+
+    def draw(model):
+        parts = (model.model.diffusion_model, model.first_stage_model.decoder)
+        hooks = [part.register_forward_pre_hook(lambda *_: inside.append(True)) for part in parts]
+        hooks += [part.register_forward_hook(lambda *_: None if inside.pop() else None) for part in parts]
+        try:
+            return txt2img(model).images[0]
+        finally:
+            for hook in hooks:
+                hook.remove()
+
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", recording)
+    with gpu_dtypes(DEMO, settings={"upcast_attn": True}) as model:
+        upcast = draw(model)
+    assert seen and set(seen) == {(f32, f32, f32)}, set(seen)
+    assert not far_from_fp32(MODES["fp16"], upcast, fp32_pictures["txt2img"])
+    seen.clear()
+    with gpu_dtypes(DEMO) as model:
+        draw(model)
+    assert set(seen) == {(f16, f16, f16)}  # off (the default): the attention stays in half

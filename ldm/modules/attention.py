@@ -16,6 +16,17 @@ def default(val, d):
     return val if val is not None else d
 
 
+def scaled_dot_product_attention(q, k, v, attn_mask=None):
+    """torch's fused attention, computed in float32 for half inputs when the "Upcast cross attention layer to float32"
+    setting is on (A1111's upcast_attn: fp16 attention can overflow in some models, SD2.x 768-v above all, and the
+    picture comes out black or NaN). Autocast is held off so that it does not cast the inputs back to half."""
+    from modules import shared
+    if q.dtype in (torch.float16, torch.bfloat16) and shared.opts.upcast_attn:
+        with torch.autocast(q.device.type, enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=attn_mask).to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+
+
 def Normalize(in_channels):
     return nn.GroupNorm(num_groups=32, num_channels=in_channels, eps=1e-6, affine=True)
 
@@ -67,7 +78,7 @@ class CrossAttention(nn.Module):
         if exists(mask):
             # mask: (b, n_context) booleans, True = attend
             mask = mask.reshape(b, 1, 1, -1).to(torch.bool)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = out.transpose(1, 2).reshape(b, -1, h * out.shape[-1]).to(x.dtype)
         return self.to_out(out)
 

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ldm.modules.attention import scaled_dot_product_attention
+
 
 def nonlinearity(x):
     return x * torch.sigmoid(x)
@@ -93,7 +95,7 @@ class AttnBlock(nn.Module):
         q, k, v = self.q(h_), self.k(h_), self.v(h_)
         b, c, h, w = q.shape
         q, k, v = (t.reshape(b, 1, c, h * w).transpose(2, 3) for t in (q, k, v))  # b 1 (hw) c
-        h_ = F.scaled_dot_product_attention(q, k, v)
+        h_ = scaled_dot_product_attention(q, k, v)
         h_ = h_.transpose(2, 3).reshape(b, c, h, w)
         return x + self.proj_out(h_)
 
