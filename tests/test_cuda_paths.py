@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from modules import devices, loaded_models, processing, rng, script_callbacks, sd_models, shared
+from modules import devices, processing, rng, script_callbacks, sd_models, shared
 from tests import checkpoint_factory as factory
+from tests.model_session import loaded_for_the_test
 
 pytestmark = pytest.mark.cuda
 
@@ -35,11 +36,9 @@ def engine(checkpoint=DEMO, **flags):
     devices.configure(shared.cmd_opts)
     shared.device = devices.device
     try:
-        yield sd_models.load_model(sd_models.CheckpointInfo(checkpoint))
+        with loaded_for_the_test(checkpoint) as model:
+            yield model
     finally:
-        sd_models.unload_model_weights()
-        for kept in list(loaded_models.loaded):
-            loaded_models.forget(kept)
         for name, value in saved.items():
             setattr(shared.cmd_opts, name, value)
         devices.configure(shared.cmd_opts)

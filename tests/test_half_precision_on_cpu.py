@@ -22,8 +22,9 @@ import pytest
 import torch
 from PIL import Image
 
-from modules import devices, loaded_models, modelloader, processing, script_callbacks, sd_models, shared
+from modules import devices, modelloader, processing, script_callbacks, sd_models, shared
 from tests import checkpoint_factory as factory
+from tests.model_session import loaded_for_the_test
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "models", "Stable-diffusion", "demo-shapes.safetensors")
@@ -76,11 +77,9 @@ def gpu_dtypes(checkpoint, flags=None, settings=None):
         patch.setattr(devices, "fp8", False)
         processing.clear_cond_cache()
         try:
-            yield sd_models.load_model(sd_models.CheckpointInfo(checkpoint))
+            with loaded_for_the_test(checkpoint) as model:
+                yield model
         finally:
-            sd_models.unload_model_weights()
-            for kept in list(loaded_models.loaded):
-                loaded_models.forget(kept)
             processing.clear_cond_cache()
     devices.refresh_precision(shared.cmd_opts)
 
