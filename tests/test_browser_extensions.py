@@ -244,6 +244,19 @@ def test_apply_settings_saves_a_change_to_every_kind_of_option(page, server):
     assert saved["realesrgan_enabled_models"] == ["R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B", "R-ESRGAN 2x+"]
     assert saved["kinds_tags"] == ["alpha"] and saved["kinds_mode"] == "slow"
 
+    # a page opened now shows the applied values, not those the page was built with at start-up
+    second = page.context.browser.new_page()
+    try:
+        second.goto(server.url)
+        second.get_by_role("tab", name="Settings").click()
+        open_settings_section(second, "Saving images/grids")
+        expect(second.locator("#setting_jpeg_quality input[type=number]")).to_have_value("55", timeout=30000)
+        expect(second.locator("#setting_samples_format textarea")).to_have_value("jpg")
+        open_settings_section(second, "Settings kinds")
+        expect(choice_box(second, "kinds_tags", "beta")).not_to_be_checked()
+    finally:
+        second.close()
+
 
 def test_a_page_opened_later_shows_the_quicksettings_and_opts_as_they_are_now(page):
     from playwright.sync_api import expect

@@ -1,11 +1,13 @@
-"""A page opened (or reloaded) after start-up shows the checkpoint and the quicksettings as they are now, not as they
-were when the page was built: a model switched in another tab, through the API or by a job's refiner must not show as
-the old one (A1111 refreshes them as the page loads too). The page's `opts` (#settings_json) follow.
+"""A page opened (or reloaded) after start-up shows the settings as they are now, not as they were when the page was
+built (A1111 refreshes them as the page loads too): the checkpoint (switched in another tab, through the API or by a
+job's refiner), the quicksettings, the Settings tab and the page's `opts` (#settings_json).
 
-Only these few components are refreshed on load. Gradio's page keeps a loading status for every component any event
-has ever output, and updates all of them at every status change of every later event: refreshing the Settings tab's
-~400 components on load made each later Generate about 0.5 s slower in the browser (benchmark_first_image.py). The
-Settings tab shows the values it was built with and those applied from this page."""
+Gradio's page keeps a loading status for every component a backend event has output, and updates all of them at every
+status change of every later event: a load event with the Settings tab's ~400 components as outputs made each later
+Generate about 0.5 s slower in the browser (benchmark_first_image.py). So the backend sends the Settings tab's values
+as one JSON, and a frontend-only step (which has no loading status) puts them into the components."""
+import json
+
 import gradio as gr
 
 from modules import errors, shared
@@ -24,13 +26,27 @@ def current_updates(keys):
     return updates
 
 
+def current_values_json(keys):
+    """The options' values now, in `keys` order, as the page's components hold them."""
+    return json.dumps([shared.opts.data.get(key, shared.opts.data_labels[key].default) for key in keys])
+
+
 def bind(demo, ctx):
-    keys = list(ctx.quicksettings)
+    quick_keys = list(ctx.quicksettings)
+    settings = ctx.tabs["settings"]
+    # info lines (gr.HTML) show no value of their own
+    shown = [(key, component) for key, component in zip(settings["keys"], settings["components"])
+             if not isinstance(component, gr.HTML)]
+    settings_keys = [key for key, _ in shown]
+    values_now = gr.Textbox("[]", visible=False, elem_id="settings_values_now")
 
-    def values_now():
+    def refresh():
         checkpoint = gr.update(choices=quicksettings.checkpoint_titles(), value=quicksettings.current_checkpoint_title())
-        return [checkpoint, page_assets.options_json(), *current_updates(keys)]
+        return [checkpoint, page_assets.options_json(), current_values_json(settings_keys), *current_updates(quick_keys)]
 
-    loaded = demo.load(fn=values_now, inputs=[], outputs=[ctx.checkpoint_dropdown, ctx.settings_json, *ctx.quicksettings.values()],
-                       queue=False, show_progress="hidden")
+    loaded = demo.load(fn=refresh, inputs=[], outputs=[ctx.checkpoint_dropdown, ctx.settings_json, values_now,
+                                                       *ctx.quicksettings.values()], queue=False, show_progress="hidden")
     loaded.then(fn=None, inputs=[ctx.settings_json], outputs=[], js="(json) => { optionsChanged(json); }")
+    if shown:
+        loaded.then(fn=None, inputs=[values_now], outputs=[component for _, component in shown],
+                    js="(json) => JSON.parse(json)")
