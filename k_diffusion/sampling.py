@@ -419,8 +419,9 @@ class DPMSolver:
         if not forward and eta:
             raise ValueError('eta must be 0 for reverse sampling')
         h_init = abs(h_init) * (1 if forward else -1)
-        atol = torch.tensor(atol)
-        rtol = torch.tensor(rtol)
+        # made where x is: copying them there at every step would make each step wait for the copy
+        atol = torch.tensor(atol, device=x.device)
+        rtol = torch.tensor(rtol, device=x.device)
         s = t_start
         x_prev = x
         pid = PIDStepSizeController(h_init, pcoeff, icoeff, dcoeff, 1.5 if eta else order, accept_safety)
@@ -440,7 +441,7 @@ class DPMSolver:
             else:
                 x_low, eps_cache = self.dpm_solver_2_step(x, s, t_, r1=1 / 3, eps_cache=eps_cache)
                 x_high, eps_cache = self.dpm_solver_3_step(x, s, t_, eps_cache=eps_cache)
-            delta = torch.maximum(atol.to(x.device), rtol.to(x.device) * torch.maximum(x_low.abs(), x_prev.abs()))
+            delta = torch.maximum(atol, rtol * torch.maximum(x_low.abs(), x_prev.abs()))
             error = torch.linalg.norm((x_low - x_high) / delta) / x.numel() ** 0.5
             accept = pid.propose_step(error)
             if accept:

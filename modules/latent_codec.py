@@ -28,9 +28,10 @@ def latent_format_of(model):
 
 
 def cheap_approximation(sample: torch.Tensor, latent_format=model_families.SD1_LATENT) -> torch.Tensor:
-    """(C, h, w) latent -> (3, h, w) roughly in [-1, 1], by the latent format's linear map of the channels."""
-    factors = torch.tensor(latent_format.rgb_factors, dtype=torch.float32)
-    return torch.einsum("chw,cr->rhw", sample.float().cpu(), factors)
+    """(C, h, w) latent -> (3, h, w) roughly in [-1, 1], by the latent format's linear map of the channels; computed
+    where the latent is (as A1111), so a GPU latent is not copied to RAM and back for a preview."""
+    factors = torch.tensor(latent_format.rgb_factors, dtype=torch.float32, device=sample.device)
+    return torch.einsum("chw,cr->rhw", sample.float(), factors)
 
 
 def samples_to_images_tensor(sample, approximation=None, model=None):
@@ -44,7 +45,7 @@ def samples_to_images_tensor(sample, approximation=None, model=None):
 
     if approximation in (1, 2):
         # "Approx NN" has no model here; both use the cheap linear latent->RGB map
-        return torch.stack([cheap_approximation(s, latent_format) for s in sample]).to(sample.device)
+        return torch.stack([cheap_approximation(s, latent_format) for s in sample])
     if approximation == 3:
         decoder = sd_vae_taesd.decoder_model(latent_format.taesd_decoder)
         if decoder is not None:

@@ -15,18 +15,25 @@ from modules.models.diffusion.uni_pc import uni_pc
 
 
 def _alphas(model, timesteps, x):
-    """(a_t, a_prev, sqrt(1 - a_t)) per position in `timesteps`; a_prev of the first position is a_0."""
+    """(a_t, a_prev, sqrt(1 - a_t)) per position in `timesteps`; a_prev of the first position is a_0. Python lists:
+    read from the device once per pass, so a step does not wait for the GPU to hand over its numbers (the values are
+    those `.item()` gave per step)."""
     alphas_cumprod = model.inner_model.inner_model.alphas_cumprod
     prev_dtype = torch.float64 if x.device.type not in ('mps', 'xpu') else torch.float32
     alphas = alphas_cumprod[timesteps]
     alphas_prev = alphas_cumprod[torch.nn.functional.pad(timesteps[:-1], pad=(1, 0))].to(prev_dtype)
-    return alphas, alphas_prev, torch.sqrt(1 - alphas)
+    return alphas.tolist(), alphas_prev.tolist(), torch.sqrt(1 - alphas).tolist()
 
 
 def _ddim_sigmas(alphas, alphas_prev, eta):
-    a = alphas.double().cpu().numpy()
-    a_prev = alphas_prev.double().cpu().numpy()
-    return eta * np.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
+    a = np.asarray(alphas, dtype=np.float64)
+    a_prev = np.asarray(alphas_prev, dtype=np.float64)
+    return (eta * np.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))).tolist()
+
+
+def _host_timesteps(timesteps):
+    """The timesteps as Python numbers (one read from the device per pass instead of one per step)."""
+    return timesteps.tolist() if torch.is_tensor(timesteps) else list(timesteps)
 
 
 @torch.no_grad()
@@ -34,6 +41,7 @@ def ddim(model, x, timesteps, extra_args=None, callback=None, disable=None, eta=
     """DDIM (Song et al. 2020); eta=0 is deterministic, eta=1 is DDPM-like."""
     alphas, alphas_prev, sqrt_one_minus_alphas = _alphas(model, timesteps, x)
     sigmas = _ddim_sigmas(alphas, alphas_prev, eta)
+    host_timesteps = _host_timesteps(timesteps)
 
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones((x.shape[0]))
@@ -41,12 +49,12 @@ def ddim(model, x, timesteps, extra_args=None, callback=None, disable=None, eta=
     for i in tqdm.trange(len(timesteps) - 1, -1, -1, disable=disable):
         step = len(timesteps) - 1 - i
 
-        e_t = model(x, timesteps[i].item() * s_in, **extra_args)
+        e_t = model(x, host_timesteps[i] * s_in, **extra_args)
 
-        a_t = alphas[i].item() * s_x
-        a_prev = alphas_prev[i].item() * s_x
-        sigma_t = sigmas[i].item() * s_x
-        sqrt_one_minus_at = sqrt_one_minus_alphas[i].item() * s_x
+        a_t = alphas[i] * s_x
+        a_prev = alphas_prev[i] * s_x
+        sigma_t = sigmas[i] * s_x
+        sqrt_one_minus_at = sqrt_one_minus_alphas[i] * s_x
 
         pred_x0 = (x - sqrt_one_minus_at * e_t) / a_t.sqrt()
         dir_xt = (1. - a_prev - sigma_t ** 2).sqrt() * e_t
@@ -65,6 +73,7 @@ def ddim_cfgpp(model, x, timesteps, extra_args=None, callback=None, disable=None
     the unconditional noise prediction, and the CFG scale is divided by 12.5 (so 0..12.5 maps to 0..1)."""
     alphas, alphas_prev, sqrt_one_minus_alphas = _alphas(model, timesteps, x)
     sigmas = _ddim_sigmas(alphas, alphas_prev, eta)
+    host_timesteps = _host_timesteps(timesteps)
 
     model.cond_scale_miltiplier = 1 / 12.5
     model.need_last_noise_uncond = True
@@ -75,13 +84,13 @@ def ddim_cfgpp(model, x, timesteps, extra_args=None, callback=None, disable=None
     for i in tqdm.trange(len(timesteps) - 1, -1, -1, disable=disable):
         step = len(timesteps) - 1 - i
 
-        e_t = model(x, timesteps[i].item() * s_in, **extra_args)
+        e_t = model(x, host_timesteps[i] * s_in, **extra_args)
         last_noise_uncond = model.last_noise_uncond
 
-        a_t = alphas[i].item() * s_x
-        a_prev = alphas_prev[i].item() * s_x
-        sigma_t = sigmas[i].item() * s_x
-        sqrt_one_minus_at = sqrt_one_minus_alphas[i].item() * s_x
+        a_t = alphas[i] * s_x
+        a_prev = alphas_prev[i] * s_x
+        sigma_t = sigmas[i] * s_x
+        sqrt_one_minus_at = sqrt_one_minus_alphas[i] * s_x
 
         pred_x0 = (x - sqrt_one_minus_at * e_t) / a_t.sqrt()
         dir_xt = (1. - a_prev - sigma_t ** 2).sqrt() * last_noise_uncond
@@ -98,6 +107,7 @@ def ddim_cfgpp(model, x, timesteps, extra_args=None, callback=None, disable=None
 def plms(model, x, timesteps, extra_args=None, callback=None, disable=None):
     """PLMS (Liu et al. 2022, pseudo linear multistep): Adams-Bashforth on eps, a pseudo improved Euler first step."""
     alphas, alphas_prev, sqrt_one_minus_alphas = _alphas(model, timesteps, x)
+    host_timesteps = _host_timesteps(timesteps)
 
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
@@ -105,9 +115,9 @@ def plms(model, x, timesteps, extra_args=None, callback=None, disable=None):
     old_eps = []
 
     def get_x_prev_and_pred_x0(x, e_t, index):
-        a_t = alphas[index].item() * s_x
-        a_prev = alphas_prev[index].item() * s_x
-        sqrt_one_minus_at = sqrt_one_minus_alphas[index].item() * s_x
+        a_t = alphas[index] * s_x
+        a_prev = alphas_prev[index] * s_x
+        sqrt_one_minus_at = sqrt_one_minus_alphas[index] * s_x
 
         pred_x0 = (x - sqrt_one_minus_at * e_t) / a_t.sqrt()
         dir_xt = (1. - a_prev).sqrt() * e_t
@@ -116,8 +126,8 @@ def plms(model, x, timesteps, extra_args=None, callback=None, disable=None):
 
     for i in tqdm.trange(len(timesteps) - 1, -1, -1, disable=disable):
         step = len(timesteps) - 1 - i
-        ts = timesteps[i].item() * s_in
-        t_next = timesteps[max(i - 1, 0)].item() * s_in
+        ts = host_timesteps[i] * s_in
+        t_next = host_timesteps[max(i - 1, 0)] * s_in
 
         e_t = model(x, ts, **extra_args)
 
