@@ -324,6 +324,66 @@ def test_tiled_vae_decode_on_the_gpu_matches_the_whole_decode(flags, mean, worst
     assert diff.mean() <= mean and diff.max() <= worst, (diff.mean().item(), diff.max().item())
 
 
+# ---- where tensors live: every sampler, schedule, kept model ------------------------------------------------------
+
+def test_every_sampler_and_schedule_type_runs_on_the_gpu():
+    """Every sampler in txt2img and in inpainting (the timestep samplers blend the mask before each step, the others
+    after), and every schedule type, finishes on the GPU with a picture: no schedule, mask, noise or cached tensor
+    made on the CPU meets a GPU one. All are tried, then the failures reported together."""
+    from modules import sd_samplers, sd_schedulers
+    init = Image.new("RGB", (64, 64), "white")
+    init.paste((220, 30, 30), (16, 16, 48, 48))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 64))
+    failures = {}
+
+    def attempt(label, job):
+        try:
+            image = job().images[0]
+            if pixels(image).std() < 0.01:
+                failures[label] = "a flat picture"
+        except Exception as e:  # noqa: BLE001 (every failure is reported, the others still run)
+            failures[label] = f"{type(e).__name__}: {e}"
+
+    with engine() as model:
+        for sampler in sd_samplers.all_samplers:
+            name = sampler.name
+            attempt(f"{name} txt2img", lambda name=name: txt2img(model, sampler_name=name, steps=4))
+            attempt(f"{name} inpainting", lambda name=name: processing.process_images(processing.StableDiffusionProcessingImg2Img(
+                sd_model=model, prompt=PROMPT, steps=4, width=64, height=64, seed=3, sampler_name=name,
+                init_images=[init], mask=mask, mask_blur=0, denoising_strength=0.75, do_not_save_samples=True,
+                do_not_save_grid=True)))
+        for scheduler in sd_schedulers.schedulers[1:]:
+            attempt(f"Euler, {scheduler.label}", lambda label=scheduler.label: txt2img(model, sampler_name="Euler", scheduler=label, steps=4))
+    assert not failures, failures
+
+
+def test_the_cheap_preview_of_a_gpu_latent_is_made_on_the_gpu():
+    from modules import latent_codec
+    latent = torch.randn(1, 4, 8, 8, device="cuda", dtype=torch.float16)
+    preview = latent_codec.samples_to_images_tensor(latent, latent_codec.approximation_indexes["Approx cheap"])
+    assert preview.device.type == "cuda" and preview.shape == (1, 3, 8, 8)
+
+
+def test_a_kept_checkpoint_back_from_ram_draws_its_picture_again(tmp_path, monkeypatch):
+    """sd_checkpoints_limit 2: the demo model rests in RAM (schedule buffers included) while another is in use, and
+    back on the GPU draws the picture it drew before: everything it holds came back with it."""
+    other = factory.make_tiny_sd1_checkpoint(str(tmp_path / "other.safetensors"), seed=1)
+    monkeypatch.setitem(shared.opts.data, "sd_checkpoints_limit", 2)
+    monkeypatch.setitem(shared.opts.data, "sd_checkpoints_keep_in_cpu", True)
+    with engine() as model:
+        first = txt2img(model).images[0]
+        second = sd_models.reload_model_weights(info=sd_models.CheckpointInfo(other))
+        assert second is not model
+        assert next(model.model.parameters()).device.type == "cpu" and model.alphas_cumprod.device.type == "cpu"
+        txt2img(second, steps=2)
+        back = sd_models.reload_model_weights(info=sd_models.CheckpointInfo(DEMO))
+        assert back is model and model.alphas_cumprod.device.type == "cuda"
+        again = txt2img(model).images[0]
+    ok, how = close(again, first, mean=1 / 255, worst=4 / 255)
+    assert ok, how
+
+
 # ---- the GPU noise -------------------------------------------------------------------------------------------------
 
 def test_cuda_noise_is_the_nv_reference_noise():
