@@ -266,7 +266,8 @@ class StableDiffusionProcessing:
         conditioning_image = torch.lerp(source_image, source_image * (1.0 - conditioning_mask), weight)
         # source_image is already in [-1, 1], so it is encoded as is (images_tensor_to_samples expects [0, 1])
         conditioning_image = encode_first_stage(self.sd_model, conditioning_image)
-        conditioning_mask = torch.nn.functional.interpolate(conditioning_mask, size=latent_image.shape[-2:])
+        # the encoder hands back its latents on the model's device, whatever device the source image was on
+        conditioning_mask = torch.nn.functional.interpolate(conditioning_mask.to(conditioning_image.device), size=latent_image.shape[-2:])
         conditioning_mask = conditioning_mask.expand(conditioning_image.shape[0], -1, -1, -1)
         image_conditioning = torch.cat([conditioning_mask, conditioning_image], dim=1)
         return image_conditioning.to(shared.device).type(self.sd_model.dtype)

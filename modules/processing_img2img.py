@@ -299,8 +299,9 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         if self.mask_round:
             latmask = np.around(latmask)
         latmask = np.tile(latmask[None], (self.init_latent.shape[1], 1, 1))
-        self.mask = torch.asarray(1.0 - latmask).to(shared.device).type(self.init_latent.dtype)
-        self.nmask = torch.asarray(latmask).to(shared.device).type(self.init_latent.dtype)
+        # where the init latent is, which the masks are blended with at every step
+        self.mask = torch.asarray(1.0 - latmask).to(device=self.init_latent.device, dtype=self.init_latent.dtype)
+        self.nmask = torch.asarray(latmask).to(device=self.init_latent.device, dtype=self.init_latent.dtype)
         if self.inpainting_fill == 2:
             noise = create_random_tensors(self.init_latent.shape[1:], all_seeds[0:self.init_latent.shape[0]])
             self.init_latent = self.init_latent * self.mask + noise.to(self.init_latent) * self.nmask

@@ -62,3 +62,45 @@ def test_timestep_samplers_read_no_number_back_from_the_device_per_step(sampler,
     calls = len(timesteps) + (1 if sampler == "plms" else 0)  # PLMS's first step calls the model twice
     assert len(model.timesteps_seen) == calls
     assert model.timesteps_seen[0].tolist() == [timesteps[-1].item()] * 2  # the highest timestep first, as a tensor
+
+
+class _MetaVae:
+    """Stands in for a model whose VAE runs on the device: its latents are 1/8 of the image, on the image's device."""
+    dtype = torch.float32
+
+    def encode_first_stage(self, x):
+        return x.new_zeros(x.shape[0], 4, x.shape[2] // 8, x.shape[3] // 8)
+
+    def get_first_stage_encoding(self, z):
+        return z
+
+
+def test_inpainting_conditioning_of_an_image_in_ram_lands_with_the_latents(monkeypatch):
+    """An inpainting model's extra channels built from an image in RAM (an extension's call) while the model runs
+    elsewhere: the encoded image comes back on the model's device and the mask follows it (it used to stay in RAM,
+    "Expected all tensors to be on the same device" on a GPU)."""
+    from PIL import Image
+
+    from modules import processing, shared
+    monkeypatch.setattr(shared, "device", torch.device("meta"))  # "the GPU": any tensor left in RAM would not match
+    p = processing.StableDiffusionProcessing.__new__(processing.StableDiffusionProcessing)
+    p.sd_model = _MetaVae()
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 64))
+    source = torch.zeros(1, 3, 64, 64)
+    conditioning = p.inpainting_image_conditioning(source, torch.zeros(1, 4, 8, 8, device="meta"), image_mask=mask)
+    assert conditioning.device.type == "meta" and conditioning.shape == (1, 5, 8, 8)
+
+
+def test_the_inpainting_masks_are_made_where_the_init_latent_is():
+    """img2img's mask and nmask, blended with the init latent at every step, are made on its device and dtype."""
+    from PIL import Image
+
+    from modules import processing
+    p = processing.StableDiffusionProcessingImg2Img.__new__(processing.StableDiffusionProcessingImg2Img)
+    p.init_latent = torch.zeros(1, 4, 8, 8, device="meta", dtype=torch.float16)
+    p.mask_round, p.inpainting_fill, p.extra_generation_params = True, 1, {}
+    latent_mask = Image.new("L", (64, 64), 0)
+    p._init_latent_mask(latent_mask, [1])
+    for mask in (p.mask, p.nmask):
+        assert mask.device.type == "meta" and mask.dtype == torch.float16 and mask.shape == (4, 8, 8)
