@@ -6,6 +6,7 @@ order of hooks follow A1111 (reference §1.2, §1.3, §4.3, §9.1).
 import json
 import os
 import random
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -323,11 +324,12 @@ class StableDiffusionProcessing:
     def cached_params(self, required_prompts, steps, extra_network_data, hires_steps=None, use_old_scheduling=False):
         """Everything that changes the conditioning for the same prompt text, SDXL's image size, crop and aesthetic
         scores included (the job's size, as in A1111's key: the hires pass reuses the first pass's conditioning when
-        its prompts are the same)."""
+        its prompts are the same). The model is held by a weak reference: the same file loaded again (in another
+        precision, say) is another model, even where Python gives it the freed one's id."""
         info = self.sd_model.sd_checkpoint_info
         return (
             tuple(required_prompts), steps, hires_steps, use_old_scheduling, opts.CLIP_stop_at_last_layers,
-            info.filename if info is not None else None, id(self.sd_model), repr(extra_network_data), opts.emphasis,
+            info.filename if info is not None else None, weakref.ref(self.sd_model), repr(extra_network_data), opts.emphasis,
             opts.comma_padding_backtrack, getattr(required_prompts, "is_negative_prompt", False), _embeddings_version(),
             self.width, self.height, opts.sdxl_crop_left, opts.sdxl_crop_top, opts.sdxl_refiner_low_aesthetic_score,
             opts.sdxl_refiner_high_aesthetic_score,

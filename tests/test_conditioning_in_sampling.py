@@ -180,3 +180,18 @@ def test_an_sdxl_job_at_another_size_or_crop_is_conditioned_on_it(family_checkpo
         sd_models.unload_model_weights()
     assert torch.equal(cropped, fresh) and torch.equal(wide, fresh_uncropped)
     assert not torch.equal(small, wide) and not torch.equal(wide, cropped)
+
+
+def test_the_same_checkpoint_loaded_again_encodes_the_prompt_again(tiny_model, tiny_checkpoint_path, monkeypatch):
+    # another load (in another precision, say) is another model: its prompts are encoded by it, not taken from the
+    # cache of the model it replaced, even when Python gives the new model the old one's id
+    from modules import sd_models
+    monkeypatch.setattr(processing, "id", lambda obj: 1, raising=False)  # as if the new model got the old one's id
+    processing.clear_cond_cache()
+    run(tiny_model, prompt="a cached red circle", steps=1)
+    reloaded = sd_models.load_model(sd_models.CheckpointInfo(tiny_checkpoint_path))
+    texts_encoded = []
+    original = reloaded.cond_stage_model.process_texts
+    monkeypatch.setattr(reloaded.cond_stage_model, "process_texts", lambda texts: texts_encoded.extend(texts) or original(texts))
+    run(reloaded, prompt="a cached red circle", steps=1)
+    assert "a cached red circle" in texts_encoded
