@@ -529,6 +529,7 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
         state.completed_steps = 0
 
         unet = p.sd_model.model.diffusion_model
+        job_checkpoint = p.sd_model.sd_checkpoint_info
         with cpu_threading.threads_for_work(devices.device, cpu_threading.unet_work(unet, p.largest_latent_pixels(), p.batch_size)):
             for n in range(p.n_iter):
                 p.iteration = n
@@ -536,6 +537,7 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
                     state.skipped = False
                 if state.interrupted or state.stopping_generation:
                     break
+                back_to_the_job_checkpoint(p, job_checkpoint)
                 if not process_batch(p, n, outputs):
                     break
 
@@ -596,6 +598,14 @@ def prepare_job(p):
 
     if p.scripts is not None:
         p.scripts.process(p)
+
+
+def back_to_the_job_checkpoint(p, checkpoint_info):
+    """Each batch starts on the job's own checkpoint: the refiner or the hires checkpoint may have taken over in the
+    batch before (A1111 reloads the selected model at every batch for this)."""
+    if checkpoint_info is not None and p.sd_model.sd_checkpoint_info.filename != checkpoint_info.filename:
+        sd_models.reload_model_weights(info=checkpoint_info)
+        p.sd_model = shared.sd_model
 
 
 def _model_identity(p):

@@ -221,9 +221,20 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         with torch.inference_mode():
             return self.sample_hr_pass(samples, decoded, seeds, subseeds, subseed_strength, prompts)
 
+    def switch_to_hires_checkpoint(self):
+        """The second pass runs on the "Hires checkpoint" when one is chosen (A1111); the next batch and the end of the
+        job go back to the selected one (processing.back_to_the_job_checkpoint, process_images)."""
+        if self.hr_checkpoint_info is None:
+            return
+        sd_models.reload_model_weights(info=self.hr_checkpoint_info)
+        self.sd_model = shared.sd_model
+        # written after the load, which hashes a file used for the first time: its short title then has the hash
+        self.extra_generation_params["Hires checkpoint"] = self.hr_checkpoint_info.short_title
+
     def sample_hr_pass(self, samples, decoded_samples, seeds, subseeds, subseed_strength, prompts):
         if shared.state.interrupted:
             return samples
+        self.switch_to_hires_checkpoint()
         self.is_hr_pass = True
         target_width, target_height = self.hr_upscale_to_x, self.hr_upscale_to_y
 

@@ -145,6 +145,52 @@ def test_sdxl_conditioning_vector_prompt_language_and_names(checkpoints, monkeyp
     assert latent_codec.latent_format_of(model) is model_families.SDXL_LATENT
 
 
+def test_each_batch_starts_on_the_selected_checkpoint_after_the_refiner_took_over(checkpoints, monkeypatch):
+    # image k of a job equals the single image with seed+k, refiner or not: the second batch must not start on the
+    # refiner the first one switched to
+    from modules import loaded_models
+    monkeypatch.setattr(loaded_models, "loaded", [])
+    monkeypatch.setitem(shared.opts.data, "sd_checkpoints_limit", 1)
+    base_info = sd_models.CheckpointInfo(checkpoints("sdxl"))
+    base = load(base_info.filename)
+    refiner_info = sd_models.CheckpointInfo(checkpoints("sdxl_refiner"))
+    refiner_info.register()
+    refine = dict(refiner_checkpoint=refiner_info.title, refiner_switch_at=0.5, steps=4)
+    two = txt2img(base, n_iter=2, **refine)
+    second_alone = txt2img(shared.sd_model, seed=4, **refine)
+    assert two.images[1].tobytes() == second_alone.images[0].tobytes()
+    assert shared.sd_model.sd_checkpoint_info.filename == base_info.filename
+
+
+def test_the_hires_checkpoint_draws_the_second_pass_and_the_selected_one_comes_back(checkpoints, tiny_checkpoint_path,
+                                                                                    monkeypatch):
+    from modules import loaded_models, sd_samplers
+    monkeypatch.setattr(loaded_models, "loaded", [])
+    monkeypatch.setitem(shared.opts.data, "sd_checkpoints_limit", 1)
+    base = load(checkpoints("sd1"))
+    base_file = base.sd_checkpoint_info.filename
+    hires_info = sd_models.CheckpointInfo(tiny_checkpoint_path)
+    hires_info.register()
+    sampled_with = []
+    create_sampler = sd_samplers.create_sampler
+
+    def recording(name, model):
+        sampled_with.append(model.sd_checkpoint_info.filename)
+        return create_sampler(name, model)
+
+    monkeypatch.setattr(sd_samplers, "create_sampler", recording)
+    hires = dict(enable_hr=True, hr_scale=1.5, hr_upscaler="Latent", denoising_strength=0.6, hr_second_pass_steps=2)
+    same = txt2img(base, **hires)
+    assert sampled_with == [base_file, base_file] and "Hires checkpoint" not in same.infotexts[0]
+    sampled_with.clear()
+    result = txt2img(shared.sd_model, n_iter=2, hr_checkpoint_name=hires_info.title, **hires)
+    assert sampled_with == [base_file, tiny_checkpoint_path] * 2  # each batch: first pass, then the hires checkpoint
+    info = infotext_utils.parse_generation_parameters(result.infotexts[0])
+    assert info["Hires checkpoint"] == hires_info.short_title
+    assert result.images[0].tobytes() != same.images[0].tobytes()
+    assert shared.sd_model.sd_checkpoint_info.filename == base_file  # the selected checkpoint is back after the job
+
+
 def test_refiner_switches_models_at_the_fraction(checkpoints, monkeypatch):
     """The refiner takes over at the fraction given, in txt2img, img2img and hires fix's passes; with "Maximum number
     of checkpoints loaded" at 1 the models are swapped, at 2 both stay loaded: then the switches read no file and
