@@ -72,3 +72,13 @@ def test_paste_fills_the_scripts_fields_such_as_the_refiner(txt2img_tab, tmp_pat
     v = list(pasted(INFOTEXT + ", Refiner: my-refiner, Refiner switch at: 0.6").values())
     assert v[0] is True and v[1]["value"] == info.title and info.title in v[1]["choices"] and float(v[2]) == 0.6
     assert list(pasted(INFOTEXT).values())[0] is False
+
+
+def test_the_hires_checkpoint_is_a_field_that_pasting_fills(txt2img_tab):
+    # A1111's "Hires checkpoint" (shown with "Hires fix: show hires checkpoint and sampler selection") goes to the job
+    checkpoint = txt2img_tab["hires"].checkpoint
+    assert txt2img_tab["form"]["hr_checkpoint_name"] is checkpoint
+    assert checkpoint.value == "Use same checkpoint" and "Use same checkpoint" in [c[1] for c in checkpoint.choices]
+    v = values_by_key(txt2img_tab, INFOTEXT + ", Hires checkpoint: other [0123abcd]")
+    assert v["Hires checkpoint"] == "other [0123abcd]"
+    assert values_by_key(txt2img_tab, INFOTEXT)["Hires checkpoint"] == "Use same checkpoint"

@@ -10,19 +10,18 @@ from webui import model_size, script_runner_ui
 
 
 def sampler_names(for_img2img=False):
-    try:
-        from modules import sd_samplers
-        return sd_samplers.visible_sampler_names()
-    except Exception:
-        return ["Euler a", "Euler"]
+    from modules import sd_samplers
+    return sd_samplers.visible_sampler_names()
 
 
 def scheduler_labels():
-    try:
-        from modules import sd_schedulers
-        return [x.label for x in sd_schedulers.schedulers]
-    except Exception:
-        return ["Automatic"]
+    from modules import sd_schedulers
+    return [x.label for x in sd_schedulers.schedulers]
+
+
+def hires_checkpoint_names():
+    from modules import sd_models
+    return sd_models.checkpoint_tiles(use_short=True)
 
 
 def hires_upscaler_names():
@@ -47,12 +46,9 @@ def create_sampling_controls(tabname, ctx):
 
 
 def demo_model_selected():
-    try:
-        from modules import sd_models
-        info = sd_models.select_checkpoint()
-        return info is not None and sd_models.is_builtin_demo(info.filename)
-    except Exception:
-        return False
+    from modules import sd_models
+    info = sd_models.select_checkpoint()
+    return info is not None and sd_models.is_builtin_demo(info.filename)
 
 
 def create_hires_controls(tabname, ctx):
@@ -67,13 +63,16 @@ def create_hires_controls(tabname, ctx):
             resize_x = gr.Slider(minimum=0, maximum=2048, step=8, label="Resize width to", value=0, elem_id=f"{tabname}_hr_resize_x")
             resize_y = gr.Slider(minimum=0, maximum=2048, step=8, label="Resize height to", value=0, elem_id=f"{tabname}_hr_resize_y")
         with gr.Row(visible=opts.hires_fix_show_sampler):
+            # short titles, as the infotext's "Hires checkpoint" names them; any name the request can resolve is taken
+            checkpoint = gr.Dropdown(label="Hires checkpoint", elem_id=f"{tabname}_hr_checkpoint", allow_custom_value=True,
+                                     choices=["Use same checkpoint"] + hires_checkpoint_names(), value="Use same checkpoint")
             sampler = gr.Dropdown(label="Hires sampling method", elem_id=f"{tabname}_hr_sampler", choices=["Use same sampler"] + sampler_names(), value="Use same sampler")
             scheduler = gr.Dropdown(label="Hires schedule type", elem_id=f"{tabname}_hr_scheduler", choices=["Use same scheduler"] + scheduler_labels(), value="Use same scheduler")
         with gr.Row(visible=opts.hires_fix_show_prompts):
             prompt = gr.Textbox(label="Hires prompt", elem_id=f"{tabname}_hires_prompt", lines=3)
             negative_prompt = gr.Textbox(label="Hires negative prompt", elem_id=f"{tabname}_hires_neg_prompt", lines=3)
     return SimpleNamespace(accordion=accordion, enable=enable, upscaler=upscaler, steps=steps, denoising_strength=denoising_strength, scale=scale,
-                           resize_x=resize_x, resize_y=resize_y, sampler=sampler, scheduler=scheduler, prompt=prompt,
+                           resize_x=resize_x, resize_y=resize_y, checkpoint=checkpoint, sampler=sampler, scheduler=scheduler, prompt=prompt,
                            negative_prompt=negative_prompt)
 
 

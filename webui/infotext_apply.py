@@ -23,7 +23,7 @@ def paste_targets(form, seed, hires):
             ("__enable_hr", hires.enable), ("Denoising strength", hires.denoising_strength),
             ("Hires upscale", hires.scale), ("Hires upscaler", hires.upscaler), ("Hires steps", hires.steps),
             ("Hires resize-1", hires.resize_x), ("Hires resize-2", hires.resize_y),
-            ("Hires sampler", hires.sampler), ("Hires schedule type", hires.scheduler),
+            ("Hires checkpoint", hires.checkpoint), ("Hires sampler", hires.sampler), ("Hires schedule type", hires.scheduler),
             ("Hires prompt", hires.prompt), ("Hires negative prompt", hires.negative_prompt),
         ]
         if getattr(hires, "accordion", None) is not None:

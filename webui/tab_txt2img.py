@@ -43,7 +43,7 @@ def _create_tab(ctx):
         "seed_resize_from_w": seed.seed_resize_from_w, "seed_resize_from_h": seed.seed_resize_from_h,
         "enable_hr": hires.enable, "hr_upscaler": hires.upscaler, "hr_second_pass_steps": hires.steps,
         "denoising_strength": hires.denoising_strength, "hr_scale": hires.scale, "hr_resize_x": hires.resize_x,
-        "hr_resize_y": hires.resize_y, "hr_sampler_name": hires.sampler, "hr_scheduler": hires.scheduler,
+        "hr_resize_y": hires.resize_y, "hr_checkpoint_name": hires.checkpoint, "hr_sampler_name": hires.sampler, "hr_scheduler": hires.scheduler,
         "hr_prompt": hires.prompt, "hr_negative_prompt": hires.negative_prompt,
     }
     names = list(form)
