@@ -14,7 +14,7 @@ def has_mps() -> bool:
 
 def get_cuda_device_string():
     from modules import shared
-    if getattr(shared.cmd_opts, "device_id", None) is not None:
+    if shared.cmd_opts.device_id is not None:
         return f"cuda:{shared.cmd_opts.device_id}"
     return "cuda"
 
@@ -33,7 +33,7 @@ def get_optimal_device():
 
 def get_device_for(task):
     from modules import shared
-    use_cpu = getattr(shared.cmd_opts, "use_cpu", []) or []
+    use_cpu = shared.cmd_opts.use_cpu
     if task in use_cpu or "all" in use_cpu:
         return cpu
     return get_optimal_device()

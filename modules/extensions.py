@@ -31,10 +31,10 @@ def _shared():
 def active():
     """Enabled extensions, honouring --disable-all-extensions / --disable-extra-extensions and the setting."""
     shared = _shared()
-    setting = getattr(shared.opts, "disable_all_extensions", "none")
-    if getattr(shared.cmd_opts, "disable_all_extensions", False) or setting == "all":
+    setting = shared.opts.disable_all_extensions
+    if shared.cmd_opts.disable_all_extensions or setting == "all":
         return []
-    if getattr(shared.cmd_opts, "disable_extra_extensions", False) or setting == "extra":
+    if shared.cmd_opts.disable_extra_extensions or setting == "extra":
         return [x for x in extensions if x.enabled and x.is_builtin]
     return [x for x in extensions if x.enabled]
 
@@ -198,13 +198,13 @@ def list_extensions():
     loaded_extensions.clear()
 
     shared = _shared()
-    if getattr(shared.cmd_opts, "disable_all_extensions", False):
+    if shared.cmd_opts.disable_all_extensions:
         print("*** \"--disable-all-extensions\" arg was used, will not load any extensions ***")
-    elif getattr(shared.opts, "disable_all_extensions", "none") == "all":
+    elif shared.opts.disable_all_extensions == "all":
         print("*** \"Disable all extensions\" option was set, will not load any extensions ***")
-    elif getattr(shared.cmd_opts, "disable_extra_extensions", False):
+    elif shared.cmd_opts.disable_extra_extensions:
         print("*** \"--disable-extra-extensions\" arg was used, will only load built-in extensions ***")
-    elif getattr(shared.opts, "disable_all_extensions", "none") == "extra":
+    elif shared.opts.disable_all_extensions == "extra":
         print("*** \"Disable all extensions\" option was set, will only load built-in extensions ***")
 
     disabled = _disabled_names()

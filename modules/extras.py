@@ -7,7 +7,7 @@ import html
 import json
 import os
 
-from modules import merge
+from modules import merge, sd_models
 from modules.merge_plan import MergeError
 
 
@@ -16,16 +16,9 @@ def _update(**kwargs):
 
 
 def checkpoint_titles():
-    """Titles for the checkpoint dropdowns: the model engine's list, else the files in the checkpoints folder."""
-    try:
-        from modules import sd_models
-        if hasattr(sd_models, "list_models"):
-            sd_models.list_models()
-        return list(sd_models.checkpoint_tiles())
-    except Exception:  # noqa: BLE001 - the model engine may be absent; list the folder
-        from modules import shared
-        folder = merge.checkpoints_dir()
-        return [os.path.relpath(f, folder) for f in shared.walk_files(folder, allowed_extensions=[".safetensors", ".ckpt"])]
+    """Titles for the checkpoint dropdowns, rescanned (a merge just added a file)."""
+    sd_models.list_models()
+    return sd_models.checkpoint_tiles()
 
 
 def to_half(tensor, enable):
@@ -46,7 +39,7 @@ def read_metadata(primary_model_name, secondary_model_name, tertiary_model_name)
             model = merge.resolve_checkpoint(name)
         except MergeError:
             continue
-        if model.info is not None and isinstance(getattr(model.info, "metadata", None), dict):
+        if model.info is not None:
             metadata.update(model.info.metadata)
             continue
         if model.filename.lower().endswith(".safetensors"):
@@ -119,13 +112,9 @@ def run_modelmerger(id_task, primary_model_name, secondary_model_name, tertiary_
 
 def _hash_new_checkpoint(filename):
     """A1111 computes the new model's short hash right away, so its title carries it."""
-    try:
-        from modules import sd_models
-        info = sd_models.get_closet_checkpoint_match(os.path.basename(filename))
-        if info is not None:
-            info.calculate_shorthash()
-    except Exception:  # noqa: BLE001 - hashing is a convenience; the file is saved either way
-        pass
+    info = sd_models.get_closet_checkpoint_match(os.path.basename(filename))
+    if info is not None:
+        info.calculate_shorthash()
 
 
 def plaintext_to_html(text):

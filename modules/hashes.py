@@ -33,7 +33,7 @@ def sha256_from_cache(filename, title, use_addnet_hash=False):
 
 def _no_hashing():
     from modules import shared
-    return bool(getattr(shared.cmd_opts, "no_hashing", False))
+    return shared.cmd_opts.no_hashing
 
 
 def sha256(filename, title, use_addnet_hash=False):

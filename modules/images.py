@@ -281,12 +281,8 @@ def save_image(image, path, basename, seed=None, prompt=None, extension="png", i
 
 def _novelai_to_infotext(image, items):
     json_info = json.loads(items["Comment"])
-    sampler_name = json_info.get("sampler", "")
-    try:
-        from modules import sd_samplers
-        sampler = sd_samplers.samplers_map.get(sampler_name, "Euler a")
-    except Exception:
-        sampler = {"k_euler_ancestral": "Euler a", "k_euler": "Euler", "k_lms": "LMS", "ddim": "DDIM", "plms": "PLMS"}.get(sampler_name, "Euler a")
+    from modules import sd_samplers  # here, not at the top: the sampler registry loads the model engine
+    sampler = sd_samplers.samplers_map.get(json_info.get("sampler", ""), "Euler a")
     return (f"{items['Description']}\n"
             f"Negative prompt: {json_info['uc']}\n"
             f"Steps: {json_info['steps']}, Sampler: {sampler}, CFG scale: {json_info['scale']}, Seed: {json_info['seed']}, "

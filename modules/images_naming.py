@@ -21,7 +21,7 @@ NOTHING_AND_SKIP_PREVIOUS_TEXT = object()  # a pattern that drops itself and the
 
 
 def max_filename_part_length():
-    return getattr(shared.cmd_opts, "filenames_max_length", None) or 128
+    return shared.cmd_opts.filenames_max_length
 
 
 def sanitize_filename_part(text, replace_spaces=True):
@@ -31,7 +31,7 @@ def sanitize_filename_part(text, replace_spaces=True):
     text = str(text)
     if replace_spaces:
         text = text.replace(" ", "_")
-    bad = "/" if getattr(shared.cmd_opts, "unix_filenames_sanitization", False) else invalid_filename_chars
+    bad = "/" if shared.cmd_opts.unix_filenames_sanitization else invalid_filename_chars
     text = text.translate({ord(x): "_" for x in bad})
     text = text.lstrip(invalid_filename_prefix)[:max_filename_part_length()]
     text = text.rstrip(invalid_filename_postfix)

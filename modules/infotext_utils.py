@@ -337,7 +337,7 @@ def read_last_prompt_if_empty(prompt):
     """An empty paste reads params.txt, the infotext of the last generation (A1111's ↙️ button)."""
     if prompt:
         return prompt
-    if shared.cmd_opts.hide_ui_dir_config or getattr(shared.cmd_opts, "no_prompt_history", False):
+    if shared.cmd_opts.hide_ui_dir_config or shared.cmd_opts.no_prompt_history:
         return prompt
     filename = os.path.join(shared.data_path, "params.txt")
     try:
@@ -352,7 +352,7 @@ def read_last_prompt_if_empty(prompt):
 def _allowed_image_path(filename):
     real = os.path.realpath(filename)
     roots = [tempfile.gettempdir(), shared.data_path, shared.opts.temp_dir or None,
-             os.environ.get("GRADIO_TEMP_DIR")] + list(getattr(shared.cmd_opts, "gradio_allowed_path", None) or [])
+             os.environ.get("GRADIO_TEMP_DIR")] + list(shared.cmd_opts.gradio_allowed_path or [])
     return any(root and (real + os.sep).startswith(os.path.realpath(root) + os.sep) for root in roots)
 
 

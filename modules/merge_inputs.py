@@ -7,6 +7,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 
+from modules import hashes
 from modules.merge_plan import MergeError
 
 ROLES = {"A": "primary model (A)", "B": "secondary model (B)", "C": "tertiary model (C)"}
@@ -34,37 +35,22 @@ class InputModel:
 
 
 def _file_sha256(filename, title):
-    try:
-        from modules import hashes
-        value = hashes.sha256(filename, title)
-        if value:
-            return value
-    except Exception:  # noqa: BLE001 - the hash cache module may be absent; hash directly
-        pass
-    h = hashlib.sha256()
-    with open(filename, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    # With --no-hashing the cache answers only for files hashed before; the merge records a hash all the same.
+    return hashes.sha256(filename, title) or hashes.calculate_sha256(filename)
 
 
 def checkpoints_dir():
     """Where A1111 saves merged checkpoints: --ckpt-dir, else models/Stable-diffusion."""
     from modules import shared, paths_internal
-    return getattr(shared.cmd_opts, "ckpt_dir", None) or os.path.join(paths_internal.models_path, "Stable-diffusion")
+    return shared.cmd_opts.ckpt_dir or os.path.join(paths_internal.models_path, "Stable-diffusion")
 
 
 def _name_for(filename):
     """A1111 CheckpointInfo.name for a file the model engine does not know: relative to a checkpoints folder."""
     abspath = os.path.abspath(filename)
-    try:
-        roots = [checkpoints_dir()]
-    except Exception:  # noqa: BLE001 - flags unavailable (e.g. odd argv): the file name alone will do
-        roots = []
-    for root in roots:
-        root = os.path.abspath(root)
-        if abspath.startswith(root + os.sep):
-            return abspath[len(root):].lstrip("\\/")
+    root = os.path.abspath(checkpoints_dir())
+    if abspath.startswith(root + os.sep):
+        return abspath[len(root):].lstrip("\\/")
     return os.path.basename(filename)
 
 
@@ -85,30 +71,14 @@ def resolve_checkpoint(value, role="A") -> InputModel:
     if info is None:
         what = ROLES.get(role, role)
         raise MergeError(f"{what[:1].upper() + what[1:]}: checkpoint {value!r} not found (neither a file nor a known checkpoint title).")
-    return InputModel(info.filename, info.name, getattr(info, "model_name", None) or _model_name(info.name), info)
-
-
-def _sd_models():
-    try:
-        from modules import sd_models
-        return sd_models
-    except Exception:  # noqa: BLE001 - the model engine may not be importable (yet)
-        return None
+    return InputModel(info.filename, info.name, info.model_name, info)
 
 
 def _lookup_title(title):
-    sd_models = _sd_models()
-    if sd_models is None:
-        return None
-    if not getattr(sd_models, "checkpoints_list", None) and hasattr(sd_models, "list_models"):
-        try:
-            sd_models.list_models()
-        except Exception:  # noqa: BLE001
-            return None
-    info = sd_models.checkpoints_list.get(title)
-    if info is None and hasattr(sd_models, "get_closet_checkpoint_match"):
-        info = sd_models.get_closet_checkpoint_match(title)
-    return info
+    from modules import sd_models  # here, not at the top: a merge of plain files needs no model engine
+    if not sd_models.checkpoints_list:
+        sd_models.list_models()
+    return sd_models.checkpoints_list.get(title) or sd_models.get_closet_checkpoint_match(title)
 
 
 def _known_checkpoint_for_file(filename):
@@ -116,8 +86,8 @@ def _known_checkpoint_for_file(filename):
         return None  # a plain path: no need to start the model engine
     sd_models = sys.modules["modules.sd_models"]
     target = os.path.abspath(filename)
-    for info in list(getattr(sd_models, "checkpoints_list", {}).values()):
-        if os.path.abspath(getattr(info, "filename", "")) == target:
+    for info in list(sd_models.checkpoints_list.values()):
+        if os.path.abspath(info.filename) == target:
             return info
     return None
 
@@ -129,12 +99,9 @@ def resolve_vae(value):
     value = str(value)
     if os.path.isfile(value):
         return value
-    try:
-        from modules import sd_vae
-        if value in getattr(sd_vae, "vae_dict", {}):
-            return sd_vae.vae_dict[value]
-    except Exception:  # noqa: BLE001 - the VAE module may be absent; look in the folder ourselves
-        pass
+    from modules import sd_vae  # here, not at the top: it loads the model engine
+    if value in sd_vae.vae_dict:
+        return sd_vae.vae_dict[value]
     for filename in list_vae_files():
         if os.path.basename(filename) == value or os.path.splitext(os.path.basename(filename))[0] == value:
             return filename
@@ -143,7 +110,7 @@ def resolve_vae(value):
 
 def list_vae_files():
     from modules import shared, paths_internal
-    roots = [getattr(shared.cmd_opts, "vae_dir", None), os.path.join(paths_internal.models_path, "VAE")]
+    roots = [shared.cmd_opts.vae_dir, os.path.join(paths_internal.models_path, "VAE")]
     found = []
     for root in roots:
         if root and os.path.isdir(root):

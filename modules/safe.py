@@ -13,6 +13,8 @@ import zipfile
 
 import torch
 
+from modules import shared
+
 unsafe_torch_load = torch.load
 
 
@@ -107,11 +109,7 @@ class _PickleModule:
 
 
 def _disable_safe_unpickle():
-    try:
-        from modules import shared
-        return bool(getattr(shared.cmd_opts, "disable_safe_unpickle", False))
-    except Exception:
-        return False
+    return shared.cmd_opts.disable_safe_unpickle
 
 
 def load(filename, *args, **kwargs):

@@ -1,5 +1,5 @@
 """Extras postprocessors chosen in settings, run inside txt2img/img2img as always-on scripts (A1111 module name)."""
-from modules import errors, scripts
+from modules import errors, scripts, shared
 
 
 class ScriptPostprocessingForMainUI(scripts.Script):
@@ -31,13 +31,8 @@ class ScriptPostprocessingForMainUI(scripts.Script):
 
 def create_auto_preprocessing_script_data():
     """ScriptClassData for each postprocessor named in opts.postprocessing_enable_in_main_ui."""
-    try:
-        from modules import shared
-        enabled = list(shared.opts.postprocessing_enable_in_main_ui or [])
-    except Exception:
-        return []
     res = []
-    for name in enabled:
+    for name in shared.opts.postprocessing_enable_in_main_ui or []:
         script = next((x for x in scripts.postprocessing_scripts_data if getattr(x.script_class, "name", None) == name), None)
         if script is None:
             continue

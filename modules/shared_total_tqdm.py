@@ -13,7 +13,7 @@ class TotalTQDM:
         self._tqdm = None
 
     def _enabled(self):
-        return shared.opts.multiple_tqdm and not getattr(shared.cmd_opts, "disable_console_progressbars", False)
+        return shared.opts.multiple_tqdm and not shared.cmd_opts.disable_console_progressbars
 
     def reset(self):
         self._tqdm = tqdm.tqdm(desc="Total progress", total=shared.state.job_count * shared.state.sampling_steps,

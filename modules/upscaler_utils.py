@@ -200,7 +200,7 @@ class _NoProgress:
 
 
 def _progress(total, desc):
-    if total <= 1 or not shared.opts.enable_upscale_progressbar or getattr(shared.cmd_opts, "disable_console_progressbars", False):
+    if total <= 1 or not shared.opts.enable_upscale_progressbar or shared.cmd_opts.disable_console_progressbars:
         return _NoProgress()
     try:
         from tqdm import tqdm

@@ -14,7 +14,7 @@ from copy import copy
 import numpy as np
 
 import modules.scripts as scripts
-from modules import errors, images, processing, sd_models, shared
+from modules import errors, images, processing, sd_models, sd_vae, shared
 from modules.processing import Processed, process_images
 from modules.shared import opts, state
 
@@ -59,10 +59,7 @@ def apply_order(p, x, xs):
 
 def _sampler_names():
     from modules import sd_samplers
-    visible = getattr(sd_samplers, "visible_sampler_names", None)
-    if visible is not None:
-        return list(visible())
-    return [x.name for x in sd_samplers.samplers]
+    return sd_samplers.visible_sampler_names()
 
 
 def _sampler_name(x):
@@ -131,11 +128,7 @@ def apply_upscale_latent_space(p, x, xs):
 
 
 def _vae_choices():
-    try:
-        from modules import sd_vae
-        return ["Automatic", "None"] + sorted(getattr(sd_vae, "vae_dict", {}))
-    except Exception:
-        return ["Automatic", "None"]
+    return ["Automatic", "None"] + sorted(sd_vae.vae_dict)
 
 
 def apply_vae(p, x, xs):
@@ -292,8 +285,7 @@ axis_options = [
     AxisOption("Initial noise multiplier", float, apply_field("initial_noise_multiplier")),
     AxisOption("Extra noise", float, apply_override("img2img_extra_noise")),
     AxisOptionTxt2Img("Hires upscaler", str, apply_field("hr_upscaler"),
-                      choices=lambda: [*shared.latent_upscale_modes, *[x.name for x in shared.sd_upscalers]]
-                      if hasattr(shared, "latent_upscale_modes") else [x.name for x in shared.sd_upscalers]),
+                      choices=lambda: [*shared.latent_upscale_modes, *[x.name for x in shared.sd_upscalers]]),
     AxisOptionImg2Img("Cond. Image Mask Weight", float, apply_field("inpainting_mask_weight")),
     AxisOption("VAE", str, apply_vae, cost=0.7, choices=_vae_choices),
     AxisOption("Styles", str, apply_styles,
@@ -712,8 +704,7 @@ class Script(scripts.Script):
         plural_s = "s" if len(zs) > 1 else ""
         print(f"X/Y/Z plot will create {len(xs) * len(ys) * len(zs) * image_cell_count} images on {len(zs)} "
               f"{len(xs)}x{len(ys)} grid{plural_s}{cell_console_text}. (Total steps to process: {total_steps})")
-        if shared.total_tqdm is not None and hasattr(shared.total_tqdm, "updateTotal"):
-            shared.total_tqdm.updateTotal(total_steps)
+        shared.total_tqdm.updateTotal(total_steps)
 
         state.xyz_plot_x = AxisInfo(x_opt, xs)
         state.xyz_plot_y = AxisInfo(y_opt, ys)
@@ -725,7 +716,7 @@ class Script(scripts.Script):
         grid_infotext = [None] * (1 + len(zs))
 
         def cell(x, y, z, ix, iy, iz):
-            if state.interrupted or getattr(state, "stopping_generation", False):
+            if state.interrupted or state.stopping_generation:
                 return Processed(p, [], p.seed, "")
 
             pc = copy(p)

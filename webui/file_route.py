@@ -24,9 +24,9 @@ def allowed_roots():
     # Output folders the user set elsewhere in Settings are served too (A1111 shows saved images from there).
     for key in ("outdir_samples", "outdir_txt2img_samples", "outdir_img2img_samples", "outdir_extras_samples",
                 "outdir_grids", "outdir_txt2img_grids", "outdir_img2img_grids", "outdir_save", "temp_dir"):
-        value = getattr(shared.opts, key, None) if shared.opts is not None else None
+        value = getattr(shared.opts, key)
         if value:
-            roots.append(shared.data_relative(value) if hasattr(shared, "data_relative") else value)
+            roots.append(shared.data_relative(value))
     return [os.path.realpath(r) for r in roots if r]
 
 

@@ -3,7 +3,7 @@ import os
 
 import gradio as gr
 
-from modules import script_callbacks, shared
+from modules import script_callbacks, sd_samplers, shared
 from webui import script_runner_ui
 
 
@@ -46,14 +46,13 @@ def parse(text: str) -> dict:
     params = infotext_utils.parse_generation_parameters(text)
     script_callbacks.infotext_pasted_callback(text, params)
     try:
-        from modules import sd_samplers
         sampler, scheduler = sd_samplers.get_sampler_and_scheduler(params.get("Sampler"), params.get("Schedule type"), convert_automatic=False)
-        if sampler:
-            params["Sampler"] = sampler
-        if scheduler:
-            params["Schedule type"] = scheduler
-    except Exception:
-        pass
+    except ValueError:  # a sampler or schedule this program does not have: the pasted names stay as written
+        return params
+    if sampler:
+        params["Sampler"] = sampler
+    if scheduler:
+        params["Schedule type"] = scheduler
     return params
 
 

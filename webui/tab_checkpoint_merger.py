@@ -8,7 +8,8 @@ import html
 
 import gradio as gr
 
-from modules import errors, extras, job_queue, merge, merge_methods, shared
+from modules import errors, extras, job_queue, merge_methods, sd_vae, shared
+from webui import quicksettings
 from webui.ui_components import FormRow, ToolButton
 
 METHOD_LABELS = [m.label for m in merge_methods.METHODS.values()]
@@ -33,15 +34,8 @@ def _notify_merged(filename):
 
 
 def vae_choices():
-    try:
-        from modules import sd_vae
-        if hasattr(sd_vae, "refresh_vae_list"):
-            sd_vae.refresh_vae_list()
-        names = list(sd_vae.vae_dict)
-    except Exception:  # noqa: BLE001 - without the VAE module, list the VAE folder
-        import os
-        names = [os.path.basename(f) for f in merge.list_vae_files()]
-    return ["None"] + names
+    sd_vae.refresh_vae_list()
+    return ["None"] + list(sd_vae.vae_dict)
 
 
 def method_description(label):
@@ -119,14 +113,11 @@ def create_tab(ctx=None):
     merge_event = merge_button.click(fn=_merge_handler, inputs=inputs, outputs=[progress, result, primary, secondary, tertiary, merged_file],
                                      concurrency_limit=1, show_progress="hidden")
 
-    dropdown = getattr(ctx, "checkpoint_dropdown", None)
-    refresh = getattr(ctx, "refresh_checkpoints", None)
-    if dropdown is not None and refresh is not None:
-        merge_event.then(fn=refresh, inputs=[], outputs=[dropdown], queue=False)
-
     parts = dict(primary=primary, secondary=secondary, tertiary=tertiary, result=result, progress=progress,
                  merged_file=merged_file, merge_button=merge_button, merge_event=merge_event)
-    if ctx is not None and hasattr(ctx, "register_tab"):
+    if ctx is not None:  # None: the tab built on its own (tests)
+        if ctx.checkpoint_dropdown is not None:
+            merge_event.then(fn=quicksettings.refresh_checkpoints, inputs=[], outputs=[ctx.checkpoint_dropdown], queue=False)
         ctx.register_tab("modelmerger", **parts)
     return parts
 

@@ -72,7 +72,7 @@ def create_mode_inputs():
 def create_batch_inputs():
     ns = SimpleNamespace()
     ns.source = gr.State("upload")
-    hide_dirs = getattr(shared.cmd_opts, "hide_ui_dir_config", False)
+    hide_dirs = shared.cmd_opts.hide_ui_dir_config
     with gr.Tabs(elem_id="img2img_batch_source"):
         with gr.Tab("Upload", id="img2img_batch_upload_tab", elem_id="img2img_batch_upload_tab") as upload_tab:
             ns.files = gr.Files(label="Files", elem_id="img2img_batch_upload", file_count="multiple", file_types=["image"])
