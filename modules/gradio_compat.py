@@ -21,7 +21,7 @@ import inspect
 import os
 import sys
 
-from modules import errors, gradio_compat_io, gradio_stub_writer
+from modules import errors, extensions, gradio_compat_io, gradio_stub_writer, script_callbacks, scripts
 
 _applied = False
 _warned = set()
@@ -42,11 +42,7 @@ def _caller_file():
 
 
 def _who(filename):
-    try:
-        from modules import extensions
-        ext = extensions.find_extension(filename)
-    except Exception:
-        ext = None
+    ext = extensions.find_extension(filename)
     if ext is not None:
         return f"extension {ext.name} ({os.path.basename(filename)})"
     return os.path.basename(filename)
@@ -238,12 +234,7 @@ def _add_classes(component):
 
 
 def _fire(kind, component, kwargs):
-    from modules import script_callbacks
-    try:
-        from modules import scripts
-        runner = scripts.scripts_current
-    except Exception:
-        runner = None
+    runner = scripts.scripts_current
     if kind == "before":
         if runner is not None:
             runner.before_component(component, **kwargs)
@@ -255,7 +246,6 @@ def _fire(kind, component, kwargs):
 
 
 def _made_by_extension():
-    from modules import extensions
     return extensions.find_extension(_caller_file()) is not None
 
 

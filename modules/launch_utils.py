@@ -10,6 +10,8 @@ import shlex
 import subprocess
 import sys
 
+from modules import launch_info
+
 __all__ = ["python", "git", "index_url", "dir_repos", "default_command_live", "is_installed", "repo_dir", "run",
            "run_pip", "check_run_python", "git_clone", "git_fix_workspace", "git_pull_recursive", "commit_hash",
            "git_tag", "run_extension_installer", "run_extensions_installers", "list_extensions", "RunError"]
@@ -142,12 +144,8 @@ def git_tag():
     try:
         return subprocess.check_output([git, "-C", script_path, "describe", "--tags"], shell=False, encoding="utf8",
                                        stderr=subprocess.DEVNULL).strip()
-    except Exception:
-        try:
-            from modules import launch_info
-            return launch_info.version()
-        except Exception:
-            return "<none>"
+    except Exception:  # no git, or not a checkout: the packaged version
+        return launch_info.version()
 
 
 def list_extensions(settings_file):

@@ -14,6 +14,7 @@ import sys
 import gradio as gr
 
 from modules import errors, scripts
+from modules.api import models as api_models
 
 
 @contextlib.contextmanager
@@ -53,8 +54,7 @@ def _api_info(script, controls):
         if choices is not None:
             arg["choices"] = [x[0] if isinstance(x, tuple) else x for x in choices]
         args.append(arg)
-    try:
-        from modules.api import models as api_models
+    try:  # an extension's control may hold a value the API model refuses: then a plain dict
         return api_models.ScriptInfo(name=script.name, is_img2img=script.is_img2img, is_alwayson=script.alwayson,
                                      args=[api_models.ScriptArg(**a) for a in args])
     except Exception:

@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from PIL import Image, PngImagePlugin
 from starlette.concurrency import run_in_threadpool
 
-from modules import errors, job_queue, processing_request, shared
+from modules import errors, images, job_queue, processing_request, shared
 from modules.api import listings, models, settings_api
 from modules.processing_request import RequestError
 
@@ -52,7 +52,6 @@ def decode_base64_to_image(encoding: str, field: str = "image") -> Image.Image:
     if image.width * image.height > MAX_IMAGE_PIXELS:
         raise RequestError(field, f"{field} is {image.width}x{image.height}: more than {MAX_IMAGE_PIXELS} pixels", 413)
     try:
-        from modules import images
         return images.fix_image(image)  # decodes the pixels (and applies the EXIF orientation)
     except Exception as e:
         raise RequestError(field, f"{field} could not be decoded: {e}") from None
