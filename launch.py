@@ -78,10 +78,7 @@ def prepare_environment(extras: str = "") -> None:
 
 
 def run_extension_installers() -> None:
-    try:
-        from modules import extensions
-    except ImportError:
-        return
+    from modules import extensions  # only the standard library: importable before the project is installed
     settings_file = os.path.join(os.environ.get("SD_WEBUI_DATA_DIR") or ROOT, "config.json")
     extensions.run_extensions_installers(settings_file=settings_file)
 
@@ -103,11 +100,8 @@ def main() -> None:
     start()
 
 
-# A1111's helpers that extensions' install.py and scripts call as `launch.<name>`.
-try:
-    from modules.launch_utils import *  # noqa: F401,F403
-except Exception:  # before the project is installed, the helpers are not needed yet
-    pass
+# A1111's helpers that extensions' install.py and scripts call as `launch.<name>` (standard library only).
+from modules.launch_utils import *  # noqa: E402,F401,F403
 
 if __name__ == "__main__":
     main()

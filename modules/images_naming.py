@@ -79,7 +79,7 @@ class FilenameGenerator:
         "model_name": lambda self: self.model_name(),
         "date": lambda self: datetime.datetime.now().strftime("%Y-%m-%d"),
         "datetime": lambda self, *args: self.datetime(*args),
-        "job_timestamp": lambda self: _p(self, "job_timestamp") or getattr(shared.state, "job_timestamp", None),
+        "job_timestamp": lambda self: _p(self, "job_timestamp") or shared.state.job_timestamp,
         "prompt_hash": lambda self, *args: self.string_hash(self.prompt, *args),
         "negative_prompt_hash": lambda self, *args: self.string_hash(_p(self, "negative_prompt", ""), *args),
         "full_prompt_hash": lambda self, *args: self.string_hash(f"{_p(self, 'prompt', '')} {_p(self, 'negative_prompt', '')}", *args),
@@ -109,7 +109,7 @@ class FilenameGenerator:
         self.basename = basename
 
     def get_vae_filename(self):
-        vae = getattr(shared, "sd_vae", None) or (_p(self, "sd_vae_name"))
+        vae = shared.sd_vae or _p(self, "sd_vae_name")
         if not vae:
             return "NoneType"
         return os.path.splitext(os.path.basename(str(vae)))[0]
@@ -144,8 +144,8 @@ class FilenameGenerator:
         if self.p is None or self.prompt is None:
             return None
         prompt_no_style = self.prompt
-        styles = getattr(shared, "prompt_styles", None)
-        for style in getattr(styles, "get_style_prompts", lambda x: [])(self.p.styles or []):
+        styles = shared.prompt_styles  # None until startup creates it
+        for style in styles.get_style_prompts(self.p.styles or []) if styles is not None else []:
             if style:
                 for part in style.split("{prompt}"):
                     prompt_no_style = prompt_no_style.replace(part, "").replace(", ,", ",").strip().strip(",")

@@ -81,8 +81,8 @@ def _uses_emphasis(prompt, negative_prompt):
 
 def _extract_styles(res, prompt, negative_prompt):
     """Remove known styles' text from the prompts and record them in 'Styles array' (setting infotext_styles)."""
-    styles = getattr(shared, "prompt_styles", None)
-    if shared.opts.infotext_styles == "Ignore" or styles is None or not hasattr(styles, "extract_styles_from_prompt"):
+    styles = shared.prompt_styles  # None until startup creates it
+    if shared.opts.infotext_styles == "Ignore" or styles is None:
         return prompt, negative_prompt
     from modules import infotext_versions
 

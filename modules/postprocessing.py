@@ -14,7 +14,7 @@ def _plaintext_to_html(text):
 
 def _postprocessing_runner():
     from modules import scripts
-    if getattr(scripts, "scripts_postproc", None) is None:
+    if scripts.scripts_postproc is None:  # scripts.load_scripts() has not run yet
         scripts.scripts_postproc = scripts_postprocessing.ScriptPostprocessingRunner()
     return scripts.scripts_postproc
 
