@@ -396,6 +396,25 @@ def test_tab_merge_button_saves_and_announces_the_new_file(tmp_path, abc, monkey
     assert "already exists" in again[1] and "error" in again[1]
 
 
+def test_tab_merge_refreshes_the_checkpoint_dropdown_above_the_tabs(tmp_path, monkeypatch):
+    """After a merge the new file is offered in the quicksettings checkpoint dropdown (the tab wired no refresh:
+    it looked for a ctx.refresh_checkpoints the page never had)."""
+    gr = pytest.importorskip("gradio")
+    from modules import shared
+    from webui import quicksettings, tab_checkpoint_merger as tab
+    from webui.ui import UiContext
+    monkeypatch.setattr(shared.cmd_opts, "ckpt_dir", str(tmp_path))
+    ctx = UiContext()
+    with gr.Blocks() as demo:
+        ctx.checkpoint_dropdown = gr.Dropdown(choices=[], elem_id="setting_sd_model_checkpoint")
+        tab.create_tab(ctx)
+    merge_fn = next(i for i, fn in demo.fns.items() if fn.fn is tab._merge_handler)
+    refresh = [fn for fn in demo.fns.values() if fn.fn is quicksettings.refresh_checkpoints]
+    assert len(refresh) == 1 and refresh[0].outputs == [ctx.checkpoint_dropdown]
+    assert refresh[0].trigger_after == merge_fn
+    assert ctx.tabs["modelmerger"]["merge_event"] is not None
+
+
 def test_chunked_merge_with_mixed_dtypes_matches_direct_computation():
     g = torch.Generator().manual_seed(0)
     a, b, c = torch.randn(5, 7, generator=g).half(), torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g).bfloat16()
