@@ -26,9 +26,10 @@ def current_updates(keys):
     return updates
 
 
-def current_values_json(keys):
-    """The options' values now, in `keys` order, as the page's components hold them."""
-    return json.dumps([shared.opts.data.get(key, shared.opts.data_labels[key].default) for key in keys])
+def current_values_json(shown):
+    """The options' values now, for (key, component) pairs in order, as the components hold them."""
+    return json.dumps([tab_settings.shown_value(type(component), getattr(component, "multiselect", None),
+                                                getattr(shared.opts, key)) for key, component in shown])
 
 
 def bind(demo, ctx):
@@ -37,12 +38,11 @@ def bind(demo, ctx):
     # info lines (gr.HTML) show no value of their own
     shown = [(key, component) for key, component in zip(settings["keys"], settings["components"])
              if not isinstance(component, gr.HTML)]
-    settings_keys = [key for key, _ in shown]
     values_now = gr.Textbox("[]", visible=False, elem_id="settings_values_now")
 
     def refresh():
         checkpoint = gr.update(choices=quicksettings.checkpoint_titles(), value=quicksettings.current_checkpoint_title())
-        return [checkpoint, page_assets.options_json(), current_values_json(settings_keys), *current_updates(quick_keys)]
+        return [checkpoint, page_assets.options_json(), current_values_json(shown), *current_updates(quick_keys)]
 
     loaded = demo.load(fn=refresh, inputs=[], outputs=[ctx.checkpoint_dropdown, ctx.settings_json, values_now,
                                                        *ctx.quicksettings.values()], queue=False, show_progress="hidden")

@@ -75,16 +75,19 @@ def invalid_choice(info, value, old):
     return f"{', '.join(map(repr, unknown))} is not one of its choices" if unknown else None
 
 
+def shown_value(cls, multiselect, value):
+    """An option's value as its component holds it: a list-valued component shows "none" as an empty list."""
+    if value is None and (cls is gr.CheckboxGroup or cls is gr.Dropdown and multiselect):
+        return []
+    return value
+
+
 def component_value_and_args(key, info, value=None, args=None):
     """(component class, value, constructor args) for an option as it is now: its choices made now (or the `args`
     given), with the current value among them."""
     cls = resolve_component(info)
     args = component_args(info) if args is None else dict(args)
-    value = opts.data.get(key, info.default) if value is None else value
-    if cls is gr.Dropdown and args.get("multiselect") and value is None:
-        value = []
-    if cls is gr.CheckboxGroup and value is None:
-        value = []
+    value = shown_value(cls, args.get("multiselect"), opts.data.get(key, info.default) if value is None else value)
     if cls in CHOICE_COMPONENTS:
         offer_current_values(args, value)
     return cls, value, args
