@@ -10,7 +10,7 @@ import re
 import shutil
 
 from tests.checkpoint_factory import make_family_checkpoint, make_tiny_sd1_checkpoint
-from tests.webui_server import WebuiServer, copy_into, pick_option
+from tests.webui_server import WebuiServer, copy_into, pick_option, wait_until_settings_are_current
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "models", "Stable-diffusion", "demo-shapes.safetensors")
@@ -82,6 +82,7 @@ def use_checkpoint(page, name, timeout=120000):
     """Pick the checkpoint `name` (its file name, as the dropdown lists it) in the quicksettings row, as a user
     would, and wait until the server has it loaded."""
     from playwright.sync_api import expect
+    wait_until_settings_are_current(page)
     if page.locator("#setting_sd_model_checkpoint input").input_value().startswith(name):
         return  # the page shows the model the server has now (filled in as the page loads)
     pick_option(page, "setting_sd_model_checkpoint", name)

@@ -18,7 +18,7 @@ import pytest
 from tests.checkpoint_factory import make_tiny_sd1_checkpoint
 from tests.extension_helpers import copy_corpus_extension, write_extension
 from tests.extension_sources import BROKEN_AT_IMPORT, BROKEN_IN_CALLBACKS, BROKEN_IN_UI, RECORDER
-from tests.webui_server import WebuiServer, chromium_available, launch_browser
+from tests.webui_server import WebuiServer, chromium_available, launch_browser, wait_until_settings_are_current
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
 
@@ -87,6 +87,7 @@ def page(server):
         page.on("pageerror", lambda e: page_errors.append(str(e)))
         page.goto(server.url)
         page.locator("#txt2img_prompt textarea").wait_for(timeout=60000)
+        wait_until_settings_are_current(page)  # these tests change settings
         yield page
         browser.close()
         assert page_errors == [], f"javascript errors on the page: {page_errors}"

@@ -90,6 +90,12 @@ def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+def wait_until_settings_are_current(page, timeout=60000):
+    """Wait for the page's load-time refresh of the checkpoint, quicksettings and Settings tab: a setting changed
+    before it lands is shown back as stored (the refresh answers a moment after the page appears)."""
+    page.wait_for_function("window.settingsRefreshedOnLoad === true", timeout=timeout)
+
+
 def set_number(page, elem_id, value):
     """Type a value into a Gradio number box (a slider's or a Number's) and commit it."""
     box = page.locator(f"#{elem_id} input[type=number]")

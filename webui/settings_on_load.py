@@ -46,7 +46,8 @@ def bind(demo, ctx):
 
     loaded = demo.load(fn=refresh, inputs=[], outputs=[ctx.checkpoint_dropdown, ctx.settings_json, values_now,
                                                        *ctx.quicksettings.values()], queue=False, show_progress="hidden")
-    loaded.then(fn=None, inputs=[ctx.settings_json], outputs=[], js="(json) => { optionsChanged(json); }")
-    if shown:
-        loaded.then(fn=None, inputs=[values_now], outputs=[component for _, component in shown],
-                    js="(json) => JSON.parse(json)")
+    # `settingsRefreshedOnLoad` tells page scripts (and tests) that what the page shows is now current: a value
+    # typed before that may be put back to the stored one.
+    loaded.then(fn=None, inputs=[ctx.settings_json, values_now], outputs=[component for _, component in shown],
+                js="(json, values) => { optionsChanged(json); window.settingsRefreshedOnLoad = true; "
+                   "return JSON.parse(values); }")
