@@ -259,6 +259,38 @@ def test_apply_settings_saves_a_change_to_every_kind_of_option(page, server):
         second.close()
 
 
+def test_apply_in_a_page_left_open_keeps_settings_changed_since_in_another_page(page, server):
+    from playwright.sync_api import expect
+    page.get_by_role("tab", name="Settings").click()
+    open_settings_section(page, "Saving images/grids")
+    quality = page.locator("#setting_jpeg_quality input[type=number]")
+    shown_before = quality.input_value()
+    other = page.context.browser.new_page()
+    try:
+        other.goto(server.url)
+        wait_until_settings_are_current(other)
+        other.get_by_role("tab", name="Settings").click()
+        open_settings_section(other, "Saving images/grids")
+        other_quality = other.locator("#setting_jpeg_quality input[type=number]")
+        other_quality.fill("66" if shown_before != "66" else "67")
+        other_quality.press("Enter")
+        other.locator("#settings_submit").click()
+        expect(other.locator("#settings_result")).to_contain_text("1 setting changed: jpeg_quality", timeout=30000)
+        wanted_quality = int(other_quality.input_value())
+    finally:
+        other.close()
+    # The first page still shows the old quality; the user edits another setting there and applies.
+    expect(quality).to_have_value(shown_before)
+    side = page.locator("#setting_target_side_length input[type=number]")
+    side.fill(str(int(float(side.input_value())) + 100))
+    side.press("Enter")
+    page.locator("#settings_submit").click()
+    expect(page.locator("#settings_result")).to_contain_text("1 setting changed: target_side_length", timeout=30000)
+    with open(f"{server.data_dir}/config.json") as file:
+        assert json.load(file)["jpeg_quality"] == wanted_quality  # not put back to what the first page showed
+    expect(quality).to_have_value(str(wanted_quality), timeout=30000)  # and the first page now shows it
+
+
 def test_a_page_opened_later_shows_the_quicksettings_and_opts_as_they_are_now(page):
     from playwright.sync_api import expect
     clip_skip = page.locator("#setting_CLIP_stop_at_last_layers input[type=number]")

@@ -65,6 +65,26 @@ def test_onchange_runs_and_a_failing_handler_keeps_the_old_value():
     assert o.jpeg_quality == 80
 
 
+def test_apply_from_the_page_sets_only_the_sent_settings_and_refuses_a_garbled_request(tmp_path, monkeypatch):
+    from webui import tab_settings
+    monkeypatch.setattr(shared, "config_filename", str(tmp_path / "config.json"))
+    keys = ["samples_format", "jpeg_quality"]
+    old_format, old_quality = shared.opts.samples_format, shared.opts.jpeg_quality
+    try:
+        # the page sent only the quality (the one edited there): the format stays as it is stored
+        assert "1 setting changed: jpeg_quality." in tab_settings.apply_edited_settings(keys, json.dumps({"jpeg_quality": 42}))
+        assert shared.opts.jpeg_quality == 42 and shared.opts.samples_format == old_format
+        for garbled in ("not json", json.dumps([[0, "x"]]), json.dumps({"samples_format": "x", "sd_model_checkpoint": "y"}),
+                        json.dumps({"samples_format": "x", "no_such_setting": 1})):
+            message = tab_settings.apply_edited_settings(keys, garbled)
+            assert message.startswith("<span class='error'>Settings not applied"), garbled
+        assert "no_such_setting" in message
+        assert shared.opts.samples_format == old_format and shared.opts.jpeg_quality == 42
+    finally:
+        shared.opts.set("samples_format", old_format)
+        shared.opts.set("jpeg_quality", old_quality)
+
+
 def test_apply_settings_reports_changes_and_restart_needs(tmp_path, monkeypatch):
     from webui import tab_settings
     monkeypatch.setattr(shared, "config_filename", str(tmp_path / "config.json"))

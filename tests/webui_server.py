@@ -93,7 +93,7 @@ def launch_browser(playwright):
 def wait_until_settings_are_current(page, timeout=60000):
     """Wait for the page's load-time refresh of the checkpoint, quicksettings and Settings tab: a setting changed
     before it lands is shown back as stored (the refresh answers a moment after the page appears)."""
-    page.wait_for_function("window.settingsRefreshedOnLoad === true", timeout=timeout)
+    page.wait_for_function("window.settingsShownValues !== undefined", timeout=timeout)
 
 
 def set_number(page, elem_id, value):

@@ -39,6 +39,11 @@ def bind(demo, ctx):
     shown = [(key, component) for key, component in zip(settings["keys"], settings["components"])
              if not isinstance(component, gr.HTML)]
     values_now = gr.Textbox("[]", visible=False, elem_id="settings_values_now")
+    # Puts the values into the Settings tab and remembers them as `settingsShownValues` ({key: value}): Apply sends
+    # only what the user edited since (tab_settings.gather_edited_js). Once it is set after the page loads, the page
+    # shows current settings everywhere: a value typed before then may be put back to the stored one.
+    show_values_js = ("(values) => { values = JSON.parse(values); window.settingsShownValues = Object.fromEntries("
+                      f"{json.dumps([key for key, _ in shown])}.map((key, i) => [key, values[i]])); return values; }}")
 
     def refresh():
         checkpoint = gr.update(choices=quicksettings.checkpoint_titles(), value=quicksettings.current_checkpoint_title())
@@ -46,8 +51,10 @@ def bind(demo, ctx):
 
     loaded = demo.load(fn=refresh, inputs=[], outputs=[ctx.checkpoint_dropdown, ctx.settings_json, values_now,
                                                        *ctx.quicksettings.values()], queue=False, show_progress="hidden")
-    # `settingsRefreshedOnLoad` tells page scripts (and tests) that what the page shows is now current: a value
-    # typed before that may be put back to the stored one.
-    loaded.then(fn=None, inputs=[ctx.settings_json, values_now], outputs=[component for _, component in shown],
-                js="(json, values) => { optionsChanged(json); window.settingsRefreshedOnLoad = true; "
-                   "return JSON.parse(values); }")
+    loaded.then(fn=None, inputs=[ctx.settings_json], outputs=[], js="(json) => { optionsChanged(json); }") \
+        .then(fn=None, inputs=[values_now], outputs=[component for _, component in shown], js=show_values_js)
+    # After Apply the tab shows what is stored now: a refused value goes back, and settings changed elsewhere since
+    # the page loaded appear.
+    settings["applied"].then(fn=lambda: current_values_json(shown), inputs=[], outputs=[values_now], queue=False,
+                             show_progress="hidden") \
+        .then(fn=None, inputs=[values_now], outputs=[component for _, component in shown], js=show_values_js)

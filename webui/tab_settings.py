@@ -178,6 +178,39 @@ def apply_settings(keys, values):
     return html.escape(message.strip())
 
 
+def gather_edited_js(keys):
+    """Javascript that gathers {key: value} for each Settings component whose value differs from what the page was
+    last shown (`settingsShownValues`, {key: value}, set by settings_on_load): a page left open does not write its
+    stale values over settings changed since elsewhere (another tab, the API). Before the page has been shown
+    current values, every value is sent."""
+    return f"""
+(...values) => {{
+    const keys = {json.dumps(keys)};
+    const shown = window.settingsShownValues;
+    const edited = {{}};
+    keys.forEach((key, index) => {{
+        if (!shown || (key in shown && JSON.stringify(values[index]) !== JSON.stringify(shown[key]))) edited[key] = values[index];
+    }});
+    return JSON.stringify(edited);
+}}
+"""
+
+
+def apply_edited_settings(keys, gathered):
+    """apply_settings for the {key: value} object gather_edited_js sends; a request naming anything but the Settings
+    tab's options is refused whole, naming what it could not read."""
+    try:
+        edited = json.loads(gathered)
+        if not isinstance(edited, dict):
+            raise ValueError(f"expected an object of settings, got {type(edited).__name__}")
+        unknown = [key for key in edited if key not in keys]
+        if unknown:
+            raise ValueError(f"no such setting on the Settings tab: {', '.join(map(repr, unknown))}")
+    except ValueError as e:
+        return f"<span class='error'>Settings not applied: the page sent values that could not be read ({html.escape(str(e))}).</span>"
+    return apply_settings(list(edited), list(edited.values()))
+
+
 def publish_options(dependency, settings_json):
     """After an event that changed settings, the page's `opts` follow and onOptionsChanged callbacks run."""
     dependency.then(fn=page_assets.options_json, inputs=[], outputs=[settings_json], queue=False, show_progress="hidden") \
@@ -220,15 +253,15 @@ def create_tab(ctx):
                             gr.HTML(info.comment_after, elem_classes=["settings-comment"])
                         keys.append(key)
                         components.append(component)
-    # The values are gathered in the page into one hidden textbox, then sent as its JSON: an event with every setting
-    # as its input would leave Gradio's page updating ~400 loading statuses at each status change of every later event
-    # (each later Generate was ~0.45 s slower in the browser). They arrive as the page holds them, unchecked by Gradio,
-    # which would check choices against the lists made when the page was built: apply_settings checks them against
-    # lists made now.
-    gathered = gr.Textbox("[]", visible=False, elem_id="settings_gathered")
-    applied = apply_button.click(fn=None, inputs=components, outputs=[gathered], js="(...values) => JSON.stringify(values)") \
-        .then(fn=lambda text: apply_settings(keys, json.loads(text)), inputs=[gathered], outputs=[result])
+    # The edited values are gathered in the page into one hidden textbox, then sent as its JSON: an event with every
+    # setting as its input would leave Gradio's page updating ~400 loading statuses at each status change of every
+    # later event (each later Generate was ~0.45 s slower in the browser). They arrive as the page holds them,
+    # unchecked by Gradio, which would check choices against the lists made when the page was built: apply_settings
+    # checks them against lists made now.
+    gathered = gr.Textbox("{}", visible=False, elem_id="settings_gathered")
+    applied = apply_button.click(fn=None, inputs=components, outputs=[gathered], js=gather_edited_js(keys)) \
+        .then(fn=lambda text: apply_edited_settings(keys, text), inputs=[gathered], outputs=[result])
     publish_options(applied, ctx.settings_json)
     reload_button.click(fn=lambda: shared.state.request_restart(), inputs=[], outputs=[], js="() => { setTimeout(() => location.reload(), 4000); }")
     search.input(fn=None, inputs=[search], outputs=[search], js=SEARCH_JS)
-    ctx.register_tab("settings", keys=keys, components=components, result=result)
+    ctx.register_tab("settings", keys=keys, components=components, result=result, applied=applied)
