@@ -205,7 +205,8 @@ def test_progress_previews_interrupt_and_skip_reach_the_worker_running_the_job(q
         result = job.future.result(300)
         assert len(result.images) == 1 and saved_files_for_seed(3000) == []  # unfinished: not saved
 
-        job = queue.submit("txt2img", request(3100, steps=40, n_iter=2))
+        # long enough that the skip lands during the first image (a demo step takes ~10 ms on one thread)
+        job = queue.submit("txt2img", request(3100, steps=400, n_iter=2))
         wait_until(lambda: queue.progress(job.task_id).sampling_step >= 4, 300, "progress")
         queue.skip(job.task_id)
         result = job.future.result(600)
@@ -235,7 +236,8 @@ def test_a_worker_removed_and_one_added_while_jobs_run(pool):
 
 def test_killing_a_worker_mid_job_loses_no_job_and_runs_none_twice(pool):
     wait_until(lambda: len(ready_workers(pool)) == 2, START_TIMEOUT_S, "two workers")
-    tickets = [submit(pool, f"kill-{i}", request(5000 + i, steps=30), client=f"k{i % 3}") for i in range(6)]
+    # ~3 s a job, so the kill lands while the victim's job runs
+    tickets = [submit(pool, f"kill-{i}", request(5000 + i, steps=300), client=f"k{i % 3}") for i in range(6)]
     victim_ticket = wait_until(
         lambda: next((t for t in tickets if t.progress and t.progress.sampling_step >= 2), None), 300, "a job running")
     victim = victim_ticket.worker
