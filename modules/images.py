@@ -115,12 +115,19 @@ def flatten(img, bgcolor):
 
 # --- saving --------------------------------------------------------------------------------------------------------
 
+def saver_format(extension: str):
+    """PIL's format name for saving files with this extension ("png", ".jpg", ...), or None when PIL cannot save
+    them."""
+    image_format = Image.registered_extensions().get("." + str(extension).lower().lstrip("."))
+    return image_format if image_format in Image.SAVE else None
+
+
 def save_image_with_geninfo(image, geninfo, filename, extension=None, existing_pnginfo=None, pnginfo_section_name="parameters"):
     """Write `image` to `filename` with the infotext: PNG text chunk, EXIF UserComment for JPEG/WebP, GIF comment."""
     if extension is None:
         extension = os.path.splitext(filename)[1]
     extension = extension.lower()
-    image_format = Image.registered_extensions().get(extension)
+    image_format = saver_format(extension)
     if image_format is None:
         raise ValueError(f"cannot save image {filename}: unknown file format {extension!r}")
 

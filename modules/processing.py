@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 
 from modules import (
-    cpu_threading, devices, errors, extra_networks, face_restoration, images, prompt_comments, prompt_parser, rng, scripts,
-    sd_hijack, sd_models, sd_samplers, sd_vae, shared,
+    cpu_threading, devices, errors, extra_networks, face_restoration, images, processing_request, prompt_comments,
+    prompt_parser, rng, scripts, sd_hijack, sd_models, sd_samplers, sd_vae, shared,
 )
 from modules.latent_codec import (  # noqa: F401  (A1111 exports these from processing)
     approximation_indexes, decode_first_stage, decode_latent_batch, encode_first_stage, images_tensor_to_samples,
@@ -576,9 +576,7 @@ def prepare_job(p):
     _model_identity(p)
 
     if p.refiner_checkpoint not in (None, "", "None", "none"):
-        p.refiner_checkpoint_info = sd_models.get_closet_checkpoint_match(p.refiner_checkpoint)
-        if p.refiner_checkpoint_info is None:
-            raise ValueError(f"Could not find checkpoint with name {p.refiner_checkpoint} (the Refiner's checkpoint)")
+        p.refiner_checkpoint_info = processing_request.checkpoint_or_error("refiner_checkpoint", p.refiner_checkpoint)
     if p.tiling is None:
         p.tiling = opts.tiling
     if p.restore_faces is None:

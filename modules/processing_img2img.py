@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 
 from modules import devices, images, masking, scripts, sd_samplers, shared
 from modules.latent_codec import images_tensor_to_samples
+from modules.processing_request import RequestError
 from modules.processing import StableDiffusionProcessing, opt_f
 from modules.processing_helpers import (
     create_binary_mask, create_random_tensors, flatten_to_rgb, gaussian_blur_mask, image_hash, image_to_tensor, mask_to_pil,
@@ -44,9 +45,9 @@ def _index_option(value, names, field_name):
         try:
             value = int(value)
         except ValueError:
-            raise ValueError(f"{field_name} must be one of {names} (or 0-{len(names) - 1}), got {value!r}") from None
+            raise RequestError(field_name, f"{field_name} must be one of {names} (or 0-{len(names) - 1}), got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) < len(names):
-        raise ValueError(f"{field_name} must be one of {names} (or 0-{len(names) - 1}), got {value!r}")
+        raise RequestError(field_name, f"{field_name} must be one of {names} (or 0-{len(names) - 1}), got {value!r}")
     return int(value)
 
 
@@ -108,18 +109,18 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         try:
             strength = float(self.denoising_strength)
         except (TypeError, ValueError):
-            raise ValueError(f"denoising_strength must be a number between 0 and 1, got {self.denoising_strength!r}") from None
+            raise RequestError("denoising_strength", f"denoising_strength must be a number between 0 and 1, got {self.denoising_strength!r}") from None
         if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"denoising_strength must be between 0 and 1, got {strength}")
+            raise RequestError("denoising_strength", f"denoising_strength must be between 0 and 1, got {strength}")
         self.denoising_strength = strength
         self.resize_mode = _index_option(self.resize_mode, RESIZE_MODES, "resize_mode")
         self.inpainting_fill = _index_option(self.inpainting_fill, INPAINTING_FILL_NAMES, "inpainting_fill")
         if int(self.width) < opt_f or int(self.height) < opt_f:
-            raise ValueError(f"width and height must be at least {opt_f}, got {self.width}x{self.height}")
+            raise RequestError("width", f"width and height must be at least {opt_f}, got {self.width}x{self.height}")
         for name in ("mask_blur_x", "mask_blur_y", "inpaint_full_res_padding"):
             value = getattr(self, name)
             if value is None or value < 0:
-                raise ValueError(f"{name} must be 0 or more, got {value!r}")
+                raise RequestError(name, f"{name} must be 0 or more, got {value!r}")
 
     def _checked_init_images(self):
         if self.init_images is None or (isinstance(self.init_images, (list, tuple)) and len(self.init_images) == 0):
@@ -154,7 +155,7 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
             return mask
         mask_ratio, image_ratio = mask.width / mask.height, image.width / image.height
         if abs(mask_ratio - image_ratio) > ASPECT_TOLERANCE * image_ratio:
-            raise ValueError(f"The mask is {mask.width}x{mask.height} but the init image is {image.width}x{image.height}: "
+            raise RequestError("mask", f"The mask is {mask.width}x{mask.height} but the init image is {image.width}x{image.height}: "
                              f"they must have the same size (or at least the same aspect ratio).")
         self.comment(f"The mask ({mask.width}x{mask.height}) was resized to the image's size ({image.width}x{image.height}).")
         if mask.mode not in ("L", "RGB", "RGBA"):
@@ -262,7 +263,8 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
             self.batch_size = len(imgs)
             batch_images = torch.stack(imgs)
         else:
-            raise RuntimeError(f"bad number of images passed: {len(imgs)}; expecting {self.batch_size} or less")
+            raise RequestError("init_images", f"bad number of images passed: {len(imgs)}; expecting {self.batch_size} or less "
+                                              f"(one init image, or at most batch_size of them)")
 
         if self.denoising_strength == 0:
             self._init_unchanged(unchanged)

@@ -18,6 +18,7 @@ MAX_BATCH_PIXELS = 64 * 1024 * 1024   # width x height x batch size of one sampl
 MAX_STEPS = 1000
 MAX_BATCH_SIZE = 64
 MAX_N_ITER = 10000
+SEED_RANGE = (-2 ** 63, 2 ** 63 - 1)  # what the random generators and the JSON answers hold
 
 # Dataclass init fields that are not request fields (A1111's API_NOT_ALLOWED, less sampler_index: a legacy name).
 NOT_REQUEST_FIELDS = {"self", "kwargs", "sd_model", "outpath_samples", "outpath_grids", "extra_generation_params",
@@ -69,6 +70,8 @@ def normalize(kind: str, request: dict) -> dict:
     if not request.get("sampler_name") and isinstance(legacy_sampler, str) and legacy_sampler:
         request["sampler_name"] = legacy_sampler
     request = {k: v for k, v in request.items() if k in fields or k in REQUEST_EXTRAS}
+    _drop_nulls(request, fields)
+    _check_text(request)
     _cast_numbers(request)
     _check_sizes(kind, request)
     _resolve_samplers(request)
@@ -81,6 +84,27 @@ def normalize(kind: str, request: dict) -> dict:
     return request
 
 
+def _drop_nulls(request, fields):
+    """A null for a field that has a default means "not set" (JSON clients send null for unset fields): the
+    processing class's default applies, as if the field were left out."""
+    for name, value in list(request.items()):
+        field = fields.get(name)
+        if value is None and field is not None and (field.default_factory is not dataclasses.MISSING or
+                                                    field.default not in (None, dataclasses.MISSING) and not isinstance(field.default, property)):
+            del request[name]
+
+
+def _check_text(request):
+    """Text the tokenizer and the infotext can hold: JSON may carry a lone UTF-16 surrogate ("\\ud800")."""
+    for name, value in request.items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as e:
+                    raise RequestError(name, f"{name} is not valid text: {e.reason} at character {e.start}") from None
+
+
 def _cast_numbers(request):
     for name, value in list(request.items()):
         if name in ("seed", "subseed") and value in (None, ""):
@@ -90,10 +114,7 @@ def _cast_numbers(request):
             continue
         try:
             if name in INT_FIELDS and not isinstance(value, bool):
-                number = float(value)
-                if not math.isfinite(number) or number != int(number):
-                    raise ValueError
-                request[name] = int(number)
+                request[name] = _whole_number(value)
             elif name in FLOAT_FIELDS:
                 number = float(value)
                 if not math.isfinite(number):
@@ -102,6 +123,21 @@ def _cast_numbers(request):
         except (TypeError, ValueError):
             kind = "a whole number" if name in INT_FIELDS else "a number"
             raise RequestError(name, f"{name} must be {kind}, got {value!r}") from None
+
+
+def _whole_number(value) -> int:
+    """An int, or a string or float holding a whole number; a big seed keeps every digit (no detour via float)."""
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    number = float(value)
+    if not math.isfinite(number) or number != int(number):
+        raise ValueError
+    return int(number)
 
 
 def _in_range(request, name, low, high):
@@ -123,6 +159,8 @@ def _check_sizes(kind, request):
     _in_range(request, "firstphase_height", 0, MAX_SIDE)
     _in_range(request, "seed_resize_from_w", -1, MAX_SIDE)
     _in_range(request, "seed_resize_from_h", -1, MAX_SIDE)
+    _in_range(request, "seed", *SEED_RANGE)
+    _in_range(request, "subseed", *SEED_RANGE)
     _in_range(request, "denoising_strength", 0.0, 1.0)
     _in_range(request, "subseed_strength", 0.0, 1.0)
     _in_range(request, "hr_scale", 0.0, 16.0)

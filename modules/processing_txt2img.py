@@ -4,7 +4,7 @@ from typing import Any
 
 import torch
 
-from modules import devices, extra_networks, images, prompt_comments, prompt_parser, rng, sd_models, sd_samplers, shared
+from modules import devices, extra_networks, images, processing_request, prompt_comments, prompt_parser, rng, sd_models, sd_samplers, shared
 from modules.latent_codec import decode_latent_batch, images_tensor_to_samples, latents_to_image_tensors
 from modules.processing import StableDiffusionProcessing, opt_f
 from modules.processing_helpers import image_to_tensor, tensor_to_image
@@ -99,9 +99,7 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
             return
         self.extra_generation_params["Denoising strength"] = self.denoising_strength
         if self.hr_checkpoint_name and self.hr_checkpoint_name != "Use same checkpoint":
-            self.hr_checkpoint_info = sd_models.get_closet_checkpoint_match(self.hr_checkpoint_name)
-            if self.hr_checkpoint_info is None:
-                raise ValueError(f"Could not find checkpoint with name {self.hr_checkpoint_name}")
+            self.hr_checkpoint_info = processing_request.checkpoint_or_error("hr_checkpoint_name", self.hr_checkpoint_name)
             self.extra_generation_params["Hires checkpoint"] = self.hr_checkpoint_info.short_title
         if self.hr_sampler_name is not None and self.hr_sampler_name != self.sampler_name:
             self.extra_generation_params["Hires sampler"] = self.hr_sampler_name

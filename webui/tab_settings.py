@@ -24,15 +24,7 @@ def resolve_component(info):
     return gr.Textbox
 
 
-def component_args(info):
-    args = info.component_args
-    if callable(args):
-        try:
-            args = args()
-        except Exception:
-            errors.report(f"Error getting component arguments for setting {info.label}", exc_info=True)
-            args = {}
-    return dict(args or {})
+component_args = settings_guard.component_args
 
 
 def frozen(key, info):
@@ -42,15 +34,8 @@ def frozen(key, info):
 CHOICE_COMPONENTS = (gr.Dropdown, gr.Radio, gr.CheckboxGroup)
 
 
-def choice_values(choices):
-    """The values of a choices list whose items may be (label, value) pairs."""
-    return [c[1] if isinstance(c, (list, tuple)) else c for c in choices or []]
-
-
-def as_list(value):
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+choice_values = settings_guard.choice_values
+as_list = settings_guard.as_list
 
 
 def offer_current_values(args, value):
@@ -62,17 +47,7 @@ def offer_current_values(args, value):
     args["choices"] = choices
 
 
-def invalid_choice(info, value, old):
-    """Why `value` cannot be saved for a choice option, checked against its choices computed now (those that come
-    from a function include what was installed since the page was built); None when it can."""
-    if resolve_component(info) not in CHOICE_COMPONENTS:
-        return None
-    args = component_args(info)
-    allowed = choice_values(args.get("choices"))
-    if args.get("allow_custom_value") or not allowed:
-        return None
-    unknown = [v for v in as_list(value) if v not in allowed and v not in as_list(old)]
-    return f"{', '.join(map(repr, unknown))} is not one of its choices" if unknown else None
+invalid_choice = settings_guard.invalid_choice
 
 
 def shown_value(cls, multiselect, value):

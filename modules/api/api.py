@@ -8,6 +8,7 @@ import asyncio
 import base64
 import binascii
 import io
+import math
 import os
 import threading
 
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from PIL import Image, PngImagePlugin
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modules import errors, images, job_queue, processing_request, shared
 from modules.api import listings, models, settings_api
@@ -52,7 +54,8 @@ def decode_base64_to_image(encoding: str, field: str = "image") -> Image.Image:
     if image.width * image.height > MAX_IMAGE_PIXELS:
         raise RequestError(field, f"{field} is {image.width}x{image.height}: more than {MAX_IMAGE_PIXELS} pixels", 413)
     try:
-        return images.fix_image(image)  # decodes the pixels (and applies the EXIF orientation)
+        image.load()  # the pixels now: a truncated or corrupt file is this field's error, not the job's
+        return images.fix_image(image)  # (and the EXIF orientation)
     except Exception as e:
         raise RequestError(field, f"{field} could not be decoded: {e}") from None
 
@@ -80,6 +83,8 @@ def encode_pil_to_base64(image) -> bytes:
             exif_bytes = piexif.dump({"Exif": {piexif.ExifIFD.UserComment: piexif.helper.UserComment.dump(parameters or "", encoding="unicode")}})
             save_format = "JPEG" if fmt in ("jpg", "jpeg") else "WEBP"
             image.save(output_bytes, format=save_format, exif=exif_bytes, quality=shared.opts.jpeg_quality)
+        elif images.saver_format(fmt) is not None:  # another format the engine saves files in (gif, bmp, ...)
+            image.save(output_bytes, format=images.saver_format(fmt))
         else:
             raise HTTPException(status_code=500, detail=f"Invalid image format {fmt!r} in the samples_format setting")
         return base64.b64encode(output_bytes.getvalue())
@@ -118,8 +123,11 @@ class ApiRoute(APIRoute):
                 return JSONResponse(status_code=422, content={"error": "RequestValidationError", "detail": jsonable(problems), "body": "", "errors": text})
             except RequestError as e:
                 return request_error_response(e)
-            except HTTPException as e:
-                return error_response(e.status_code, "HTTPException", e.detail, str(e))
+            except StarletteHTTPException as e:  # FastAPI's own (a body that is not UTF-8 JSON) and ours
+                detail = e.detail
+                if e.status_code == 400 and isinstance(e.__cause__, UnicodeDecodeError):
+                    detail = f"the request body is not UTF-8 JSON: {e.__cause__}"
+                return error_response(e.status_code, "HTTPException", detail, f"{e.status_code}: {detail}")
             except job_queue.TaskIdInUse as e:
                 return error_response(409, type(e).__name__, str(e), str(e))
             except job_queue.JobCancelled as e:
@@ -132,8 +140,19 @@ class ApiRoute(APIRoute):
 
 
 def jsonable(problems):
+    """Validation problems as JSON; the bad inputs they quote may be NaN or Infinity, which JSON cannot hold."""
     from fastapi.encoders import jsonable_encoder
-    return jsonable_encoder(problems, custom_encoder={Exception: str, bytes: lambda b: b.decode("utf8", "replace")})
+    return _finite(jsonable_encoder(problems, custom_encoder={Exception: str, bytes: lambda b: b.decode("utf8", "replace")}))
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def not_available(what: str, why: str):
@@ -217,10 +236,8 @@ def generation_request(kind: str, req) -> tuple[dict, bool, str | None]:
             raise HTTPException(status_code=404, detail="Init image not found")
         body["init_images"] = [decode_base64_to_image(x, f"init_images[{i}]") for i, x in enumerate(body["init_images"])]
         for name in ("mask", "latent_mask"):
-            if body.get(name):
-                body[name] = decode_base64_to_image(body[name], name)
-    if body.get("firstpass_image"):
-        body["firstpass_image"] = decode_base64_to_image(body["firstpass_image"], "firstpass_image")
+            body[name] = decode_base64_to_image(body[name], name) if body.get(name) else None  # "" is no mask
+    body["firstpass_image"] = decode_base64_to_image(body["firstpass_image"], "firstpass_image") if body.get("firstpass_image") else None
     check_override_settings(body.get("override_settings") or {})
     request = processing_request.normalize(kind, {**body, "script_args": script_args})
     request["is_api"] = True
@@ -228,15 +245,10 @@ def generation_request(kind: str, req) -> tuple[dict, bool, str | None]:
 
 
 def check_override_settings(override: dict):
-    """A job's override_settings obey the same rules as setting them: frozen and restricted settings refused."""
-    from modules import settings_guard
+    """A job's override_settings obey the same rules as setting them through POST /options."""
     if not isinstance(override, dict):
         return  # normalize() answers this with the field named
-    for key, value in override.items():
-        try:
-            settings_guard.check_setting(key, value, info=shared.opts.data_labels.get(key))
-        except settings_guard.SettingRefused as e:
-            raise HTTPException(status_code=403, detail=f"override_settings: {e}") from None
+    settings_api.check_settings(override, field="override_settings.")
 
 
 def extras_script_args(req) -> dict:

@@ -20,22 +20,35 @@ def get_options() -> dict:
     return options
 
 
-def _check(req: dict):
+def check_settings(req: dict, field: str = ""):
+    """Refuse settings that may not be set to these values from outside, each refusal naming `field`+key: unknown
+    settings, frozen or restricted ones, values of the wrong kind or not among the choices, unknown checkpoints and
+    VAEs. The checkpoint is replaced by its title. Used for POST /options and for a job's override_settings."""
     from modules import sd_vae
     for key, value in req.items():
         info = shared.opts.data_labels.get(key)
         if info is None:
-            raise RequestError(key, f"there is no setting named {key!r}")
+            raise RequestError(field + key, f"there is no setting named {key!r}")
+        if not _changes(key, value):
+            continue  # a value it holds already (a GET /options sent back whole) is fine, as A1111's opts.set
         try:
             settings_guard.check_setting(key, value, info=info)
         except settings_guard.SettingRefused as e:
-            raise HTTPException(status_code=403, detail=str(e)) from None
-    if req.get("sd_model_checkpoint") not in (None, ""):
-        req["sd_model_checkpoint"] = processing_request.checkpoint_or_error("sd_model_checkpoint", req["sd_model_checkpoint"]).title
-    if "sd_vae" in req:
+            raise HTTPException(status_code=403, detail=f"{field.rstrip('.')}: {e}" if field else str(e)) from None
+        problem = None if key in MODEL_SETTINGS else settings_guard.value_problem(key, info, value, shared.opts.data.get(key, info.default))
+        if problem:  # (a checkpoint or VAE is found by any of its names below)
+            raise RequestError(field + key, f"{field}{key} {problem}")
+    if _changes("sd_model_checkpoint", req.get("sd_model_checkpoint")) and "sd_model_checkpoint" in req:
+        req["sd_model_checkpoint"] = processing_request.checkpoint_or_error(field + "sd_model_checkpoint", req["sd_model_checkpoint"]).title
+    if _changes("sd_vae", req.get("sd_vae")) and "sd_vae" in req:
         valid = ["Automatic", "None", *sd_vae.vae_dict]
         if req["sd_vae"] not in valid:
-            raise RequestError("sd_vae", f"VAE not found: {req['sd_vae']!r}; valid VAEs: {', '.join(valid)}", 400)
+            raise RequestError(field + "sd_vae", f"VAE not found: {req['sd_vae']!r}; valid VAEs: {', '.join(valid)}", 400)
+
+
+def _changes(key, value) -> bool:
+    info = shared.opts.data_labels.get(key)
+    return info is None or value != shared.opts.data.get(key, info.default)
 
 
 def _apply(req: dict):
@@ -56,8 +69,8 @@ def set_options(req: dict):
     that change the model, or have an onchange handler, wait for the jobs ahead of them."""
     if not isinstance(req, dict):
         raise RequestError("body", "the body must be an object of setting names and values")
-    req = dict(req)
-    _check(req)
+    req = {key: value for key, value in req.items() if _changes(key, value)}
+    check_settings(req)
     queued = any(key in MODEL_SETTINGS or shared.opts.data_labels[key].onchange is not None for key in req)
     if queued:
         call_queue.run_queued(_apply, req, kind="options")
