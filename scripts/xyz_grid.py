@@ -318,6 +318,11 @@ def _num(text, kind):
     return kind(text.replace(" ", ""))
 
 
+def _check_step(opt, text, step):
+    if step == 0:  # range() and arange() refuse it without saying which axis or value
+        raise RuntimeError(f"X/Y/Z plot: invalid value for axis {opt.label}: the step of {text!r} must not be zero")
+
+
 def expand_values(opt, vals, vals_dropdown=None, csv_mode=False):
     """The list of typed values for one axis from its text (CSV with ranges) or its dropdown selection."""
     if opt.label == "Nothing":
@@ -340,6 +345,7 @@ def expand_values(opt, vals, vals_dropdown=None, csv_mode=False):
             if m is not None:
                 start, end = _num(m.group(1), int), _num(m.group(2), int)
                 step = _num(m.group(3), int) if m.group(3) is not None else 1
+                _check_step(opt, val, step)
                 expanded += list(range(start, end + (1 if step > 0 else -1), step))
             elif mc is not None and mc.group(3) is not None:
                 start, end, num = _num(mc.group(1), int), _num(mc.group(2), int), int(mc.group(3))
@@ -357,6 +363,7 @@ def expand_values(opt, vals, vals_dropdown=None, csv_mode=False):
             if m is not None:
                 start, end = _num(m.group(1), float), _num(m.group(2), float)
                 step = _num(m.group(3), float) if m.group(3) is not None else 1
+                _check_step(opt, val, step)
                 expanded += np.arange(start, end + step, step).tolist()
             elif mc is not None and mc.group(3) is not None:
                 start, end, num = _num(mc.group(1), float), _num(mc.group(2), float), int(float(mc.group(3)))

@@ -1,5 +1,6 @@
 """X/Y/Z plot: value ranges as the reference parses them, and a steps x sampler plot whose cells equal single images."""
 import os
+import re
 
 import pytest
 
@@ -36,6 +37,12 @@ def test_float_ranges(text, expected):
 def test_bad_values_name_the_axis():
     with pytest.raises(RuntimeError, match="invalid value for axis Steps"):
         xyz.expand_values(axis("Steps"), "ten")
+
+
+@pytest.mark.parametrize("label, text", [("Seed", "1-3 (+0)"), ("CFG Scale", "1-2 (+0)")])
+def test_a_zero_step_names_the_axis_and_the_value(label, text):
+    with pytest.raises(RuntimeError, match=f"axis {label}: the step of '{re.escape(text)}' must not be zero"):
+        xyz.expand_values(axis(label), text)
 
 
 def test_prompt_sr_and_order():

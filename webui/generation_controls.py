@@ -68,9 +68,10 @@ def create_hires_controls(tabname, ctx):
                                      choices=["Use same checkpoint"] + hires_checkpoint_names(), value="Use same checkpoint")
             sampler = gr.Dropdown(label="Hires sampling method", elem_id=f"{tabname}_hr_sampler", choices=["Use same sampler"] + sampler_names(), value="Use same sampler")
             scheduler = gr.Dropdown(label="Hires schedule type", elem_id=f"{tabname}_hr_scheduler", choices=["Use same scheduler"] + scheduler_labels(), value="Use same scheduler")
+        # value="": a Textbox built without one sends None (Gradio 6), and the engine takes only "" as "same as the prompt"
         with gr.Row(visible=opts.hires_fix_show_prompts):
-            prompt = gr.Textbox(label="Hires prompt", elem_id=f"{tabname}_hires_prompt", lines=3)
-            negative_prompt = gr.Textbox(label="Hires negative prompt", elem_id=f"{tabname}_hires_neg_prompt", lines=3)
+            prompt = gr.Textbox(label="Hires prompt", elem_id=f"{tabname}_hires_prompt", lines=3, value="")
+            negative_prompt = gr.Textbox(label="Hires negative prompt", elem_id=f"{tabname}_hires_neg_prompt", lines=3, value="")
     return SimpleNamespace(accordion=accordion, enable=enable, upscaler=upscaler, steps=steps, denoising_strength=denoising_strength, scale=scale,
                            resize_x=resize_x, resize_y=resize_y, checkpoint=checkpoint, sampler=sampler, scheduler=scheduler, prompt=prompt,
                            negative_prompt=negative_prompt)
@@ -111,15 +112,24 @@ class SeedControls:
         self.random_subseed.click(fn=lambda: -1, inputs=[], outputs=[self.subseed], queue=False)
         self.extras.change(fn=lambda v: gr.update(visible=v), inputs=[self.extras], outputs=[self.extras_group], queue=False)
 
-    def bind_reuse(self, generation_info):
-        def reuse(info_json, which):
-            try:
-                info = json.loads(info_json or "{}")
-                return int(info.get("all_subseeds" if which == "subseed" else "all_seeds", [-1])[0])
-            except Exception:
-                return -1
-        self.reuse_seed.click(fn=lambda j: reuse(j, "seed"), inputs=[generation_info], outputs=[self.seed], queue=False)
-        self.reuse_subseed.click(fn=lambda j: reuse(j, "subseed"), inputs=[generation_info], outputs=[self.subseed], queue=False)
+    def bind_reuse(self, generation_info, selected_index):
+        """♻️ takes the seed of the gallery image the user selected (A1111), from the job's generation info."""
+        self.reuse_seed.click(fn=lambda j, i: reused_seed(j, i, "seed"), inputs=[generation_info, selected_index], outputs=[self.seed], queue=False)
+        self.reuse_subseed.click(fn=lambda j, i: reused_seed(j, i, "subseed"), inputs=[generation_info, selected_index], outputs=[self.subseed], queue=False)
+
+
+def reused_seed(generation_info: str, selected_index, which: str) -> int:
+    """A1111's copy_seed: the seed (or variation seed) of gallery image `selected_index`; the first image's when
+    none or the grid is selected; -1 without a result, and for the variation seed when the job used none."""
+    try:
+        info = json.loads(generation_info or "{}")
+        index = (selected_index if selected_index is not None else -1) - int(info.get("index_of_first_image", 0))
+        if which == "subseed" and not float(info.get("subseed_strength") or 0) > 0:
+            return -1
+        seeds = info.get("all_subseeds" if which == "subseed" else "all_seeds") or [-1]
+        return int(seeds[index if 0 <= index < len(seeds) else 0])
+    except (ValueError, TypeError, AttributeError):
+        return -1
 
 
 def create_seed_controls(tabname):

@@ -1,4 +1,5 @@
 """The results column: gallery, progress bar with ETA, infotext, and the generation info the ♻️ buttons read."""
+import json
 import time
 
 import gradio as gr
@@ -25,6 +26,17 @@ class OutputPanel:
         # Presets) add their UI in after_component of this elem_id.
         self.generation_info_button = gr.Button(visible=False, elem_id=f"{tabname}_generation_info_button")
         self.outputs = [self.gallery, self.progress, self.infotext, self.log, self.generation_info]
+        # The gallery image the user picked (None until one is picked in the current result): Send to, ♻️ and the
+        # infotext shown follow it, as in A1111.
+        self.selected_index = gr.State(None)
+        self.gallery.select(fn=self.on_select, inputs=[self.generation_info], outputs=[self.selected_index, self.infotext],
+                            queue=False, show_progress="hidden")
+        self.gallery.change(fn=lambda: None, inputs=[], outputs=[self.selected_index], queue=False, show_progress="hidden")
+
+    @staticmethod
+    def on_select(generation_info, evt: gr.SelectData):
+        index = evt.index if isinstance(evt.index, int) else (evt.index[0] if evt.index else None)
+        return index, selected_infotext_html(generation_info, index)
 
     def progress_update(self, progress_html, preview):
         gallery = [preview] if preview is not None else gr.skip()
@@ -51,3 +63,15 @@ class OutputPanel:
         comments = result.comments.strip() if result.comments else ""
         log = f"<div class='comments'>{comments}</div>" if comments else ""
         return images, "", infotext_html(info), log + taken, result.info
+
+
+def selected_infotext_html(generation_info, index):
+    """The infotext of gallery image `index` (the grid's included) from the job's generation info; unchanged when
+    the info has none for it."""
+    try:
+        infotexts = json.loads(generation_info or "{}").get("infotexts") or []
+    except (ValueError, AttributeError):
+        return gr.skip()
+    if index is None or not 0 <= index < len(infotexts):
+        return gr.skip()
+    return infotext_html(infotexts[index])

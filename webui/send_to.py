@@ -145,19 +145,11 @@ def _bind_to_extras(ctx, button, source_name, image_fn, image_inputs):
 
 def _bind_output_panel(ctx, source_name, out):
     """An OutputPanel's buttons send its selected gallery image and its infotext."""
-    selected = gr.State(None)
-
-    def on_select(evt: gr.SelectData):
-        return evt.index if isinstance(evt.index, int) else (evt.index[0] if evt.index else None)
-
-    out.gallery.select(fn=on_select, inputs=[], outputs=[selected], queue=False, show_progress="hidden")
-    out.gallery.change(fn=lambda: None, inputs=[], outputs=[selected], queue=False, show_progress="hidden")
-
     def image_fn(gallery_value, selected_index, generation_info):
         image = gallery_image(gallery_value, selected_index, generation_info)
         return image, infotext_of(generation_info, selected_index, image)
 
-    inputs = [out.gallery, selected, out.generation_info]
+    inputs = [out.gallery, out.selected_index, out.generation_info]
     _bind_to_img2img(ctx, out.send_to_img2img, source_name, image_fn, inputs, mode=0)
     _bind_to_img2img(ctx, out.send_to_inpaint, source_name, image_fn, inputs, mode=2)
     _bind_to_extras(ctx, out.send_to_extras, source_name, image_fn, inputs)

@@ -10,6 +10,7 @@ import gradio as gr
 
 from modules import face_restoration, job_queue, postprocessing, shared
 from webui import job_runner
+from webui.image_input import ImageInput
 
 
 def _runner():
@@ -33,7 +34,7 @@ def create_tab(ctx):
         with gr.Column(variant="compact"):
             with gr.Tabs(elem_id="mode_extras"):
                 with gr.Tab("Single Image", id="single_image", elem_id="extras_single_tab") as tab_single:
-                    extras_image = gr.Image(label="Source", sources=["upload", "clipboard"], type="filepath", elem_id="extras_image", height=400)
+                    extras_image = ImageInput(label="Source", sources=["upload", "clipboard"], type="filepath", elem_id="extras_image", height=400)
                 with gr.Tab("Batch Process", id="batch_process", elem_id="extras_batch_process_tab") as tab_batch:
                     image_batch = gr.Files(label="Batch Process", file_count="multiple", elem_id="extras_image_batch")
                 with gr.Tab("Batch from Directory", id="batch_from_directory", elem_id="extras_batch_directory_tab") as tab_dir:

@@ -8,6 +8,7 @@ from modules import img2img as engine, shared
 from modules.processing_img2img import INPAINTING_FILL_NAMES, RESIZE_MODES
 from modules.shared import opts
 from webui import extension_ui_helpers, extra_networks_ui, generation_controls, job_runner, output_panel
+from webui.image_input import ImageInput
 from webui.toprow import Toprow
 
 TABNAME = "img2img"
@@ -43,7 +44,7 @@ def create_mode_inputs():
     ns = SimpleNamespace(tabs=[])
     with gr.Tabs(elem_id="mode_img2img") as ns.mode_tabs:
         with gr.Tab("img2img", id=MODE_TAB_IDS[0], elem_id=MODE_TAB_IDS[0]) as tab:
-            ns.init_img = gr.Image(label="Image for img2img", elem_id="img2img_image", type="pil", image_mode="RGBA",
+            ns.init_img = ImageInput(label="Image for img2img", elem_id="img2img_image", type="pil", image_mode="RGBA",
                                    sources=["upload", "clipboard"], height=min(int(opts.img2img_editor_height), 720))
         ns.tabs.append(tab)
         with gr.Tab("Sketch", id=MODE_TAB_IDS[1], elem_id=MODE_TAB_IDS[1]) as tab:
@@ -59,8 +60,8 @@ def create_mode_inputs():
                 colors=[opts.img2img_inpaint_sketch_default_brush_color, "#000000", "#cc3232", "#32cc70", "#3270cc"], color_mode="defaults"))
         ns.tabs.append(tab)
         with gr.Tab("Inpaint upload", id=MODE_TAB_IDS[4], elem_id=MODE_TAB_IDS[4]) as tab:
-            ns.init_img_inpaint = gr.Image(label="Image for img2img", elem_id="img_inpaint_base", type="pil", image_mode="RGBA", sources=["upload", "clipboard"])
-            ns.init_mask_inpaint = gr.Image(label="Mask", elem_id="img_inpaint_mask", type="pil", image_mode="RGBA", sources=["upload", "clipboard"])
+            ns.init_img_inpaint = ImageInput(label="Image for img2img", elem_id="img_inpaint_base", type="pil", image_mode="RGBA", sources=["upload", "clipboard"])
+            ns.init_mask_inpaint = ImageInput(label="Mask", elem_id="img_inpaint_mask", type="pil", image_mode="RGBA", sources=["upload", "clipboard"])
         ns.tabs.append(tab)
         with gr.Tab("Batch", id=MODE_TAB_IDS[5], elem_id=MODE_TAB_IDS[5]) as tab:
             ns.batch = create_batch_inputs()
@@ -232,7 +233,7 @@ def _create_tab(ctx):
     resize.scale_by.release(fn=scale_label, inputs=[mode, resize.scale_by, *modes.image_inputs], outputs=[resize.scale_label], queue=False)
 
     generation_controls.bind_paste(toprow, out, form, seed, None, TABNAME)
-    seed.bind_reuse(out.generation_info)
+    seed.bind_reuse(out.generation_info, out.selected_index)
 
     def select_mode(index: int):
         """Updates that switch to mode `index`, for mode_select_outputs (the send-to buttons use it)."""

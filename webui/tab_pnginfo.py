@@ -10,6 +10,7 @@ import gradio as gr
 
 from modules import images, infotext_utils
 from webui import infotext_paste
+from webui.image_input import ImageInput
 
 
 def _text_html(text):
@@ -44,7 +45,7 @@ def run_pnginfo(path_or_image):
 def create_tab(ctx):
     with gr.Row(equal_height=False):
         with gr.Column(variant="panel"):
-            image = gr.Image(elem_id="pnginfo_image", label="Source", sources=["upload", "clipboard"], type="filepath", height=480)
+            image = ImageInput(elem_id="pnginfo_image", label="Source", sources=["upload", "clipboard"], type="filepath", height=480)
         with gr.Column(variant="panel"):
             html_info = gr.HTML(elem_id="pnginfo_html_info")
             generation_info = gr.Textbox(visible=False, elem_id="pnginfo_generation_info")

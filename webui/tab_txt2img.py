@@ -62,5 +62,5 @@ def _create_tab(ctx):
     toprow.prompt.submit(fn=generate, inputs=inputs, outputs=out.outputs, concurrency_limit=None, show_progress="hidden")
 
     generation_controls.bind_paste(toprow, out, form, seed, hires, tabname)
-    seed.bind_reuse(out.generation_info)
+    seed.bind_reuse(out.generation_info, out.selected_index)
     ctx.register_tab(tabname, toprow=toprow, form=form, output=out, seed=seed, hires=hires)

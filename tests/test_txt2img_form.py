@@ -1,0 +1,18 @@
+"""The txt2img tab's form as the page sends it: ticking Hires. fix and leaving everything else as it is draws
+(the hidden hires prompt boxes must send "", not the None a Gradio 6 Textbox built without a value sends)."""
+import pytest
+
+
+@pytest.fixture(scope="module")
+def txt2img_form():
+    from webui import ui
+    return ui.create_ui().ui_context.tabs["txt2img"]["form"]
+
+
+def test_hires_fix_with_the_form_defaults_draws_at_the_upscaled_size(txt2img_form, tiny_model):
+    from modules import txt2img
+    request = {name: component.value for name, component in txt2img_form.items()}
+    request.update(enable_hr=True, hr_scale=1.5, steps=2, hr_second_pass_steps=1, width=64, height=64, seed=1,
+                   sampler_name="Euler", do_not_save_samples=True, do_not_save_grid=True, script_args=[0])
+    processed = txt2img.txt2img(request)
+    assert processed.images[0].size == (96, 96)
