@@ -171,6 +171,9 @@ def _check_sizes(kind, request):
                                          f"{MAX_BATCH_PIXELS} pixels in one pass; lower the size or the batch size")
     if kind == "txt2img" and request.get("enable_hr"):
         target_w, target_h = hires_target(request)
+        if min(target_w, target_h) < 8:
+            field = "hr_resize_x" if request.get("hr_resize_x") or request.get("hr_resize_y") else "hr_scale"
+            raise RequestError(field, f"the hires fix target {target_w}x{target_h} is too small: at least 8 pixels a side")
         if max(target_w, target_h) > MAX_SIDE or target_w * target_h * batch_size > MAX_BATCH_PIXELS:
             raise RequestError("hr_scale", f"the hires fix target {target_w}x{target_h} (x{batch_size}) is too large: "
                                            f"at most {MAX_SIDE} pixels a side and {MAX_BATCH_PIXELS} pixels a pass")

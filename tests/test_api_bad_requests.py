@@ -131,6 +131,18 @@ def test_null_fields_mean_not_set():
     assert "denoising_strength" not in normalize("img2img", {"denoising_strength": None})
 
 
+@pytest.mark.parametrize("fields, field", [
+    ({"hr_scale": 0}, "hr_scale"),
+    ({"hr_scale": 0.01}, "hr_scale"),
+    ({"hr_resize_x": 1}, "hr_resize_x"),
+])
+def test_a_hires_target_under_8_pixels_is_refused(fields, field):
+    """These were a 500 from the upscaler inside the job ("Input and output sizes should be greater than 0")."""
+    with pytest.raises(RequestError, match="too small") as caught:
+        normalize("txt2img", {"enable_hr": True, "width": 64, "height": 64, **fields})
+    assert caught.value.field == field
+
+
 @pytest.mark.parametrize("seed", [2 ** 63, 2 ** 64 - 1, -2 ** 63 - 1, 2 ** 70])
 def test_a_seed_beyond_64_bits_is_refused(seed):
     """These were a 500 from the random generator (or from writing the answer)."""
