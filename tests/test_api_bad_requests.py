@@ -191,3 +191,19 @@ def test_an_unknown_refiner_checkpoint_set_by_a_script_names_the_field(tiny_mode
     with pytest.raises(RequestError, match="Checkpoint not found: 'nope.ckpt'; valid checkpoints") as caught:
         processing.process_images(p)
     assert caught.value.field == "refiner_checkpoint" and caught.value.status_code == 400
+
+
+@pytest.mark.parametrize("path, payload, field", [
+    ("/sdapi/v1/extra-batch-images", {"imageList": [{"data": "BIG", "name": f"{i}.png"} for i in range(3)]}, "imageList[2].data"),
+    ("/sdapi/v1/img2img", {"init_images": ["BIG", "BIG"], "batch_size": 2, "mask": "BIG"}, "mask"),
+])
+def test_the_images_of_one_request_have_a_pixel_budget(client, monkeypatch, path, payload, field):
+    """Each image was checked on its own: a body of many plain 8192x8192 PNGs (a few hundred KB each) was decoded
+    whole, 200 MB an image, until the server ran out of memory. (Here with a budget of two 64x64 images.)"""
+    from modules.api import api
+    monkeypatch.setattr(api, "MAX_REQUEST_PIXELS", 2 * 64 * 64)
+    big = png()
+    payload = {k: [{**x, "data": big} if isinstance(x, dict) else big for x in v] if isinstance(v, list) else big if v == "BIG" else v
+               for k, v in payload.items()}
+    response = client.post(path, json=payload)
+    assert response.status_code == 413 and response.json()["errors"].startswith(f"{field}: the images of this request"), response.text
