@@ -143,6 +143,17 @@ def test_a_hires_target_under_8_pixels_is_refused(fields, field):
     assert caught.value.field == field
 
 
+def test_a_job_of_more_images_than_memory_holds_is_refused():
+    """n_iter 10000 at 512x512 (all within the per-field limits) was accepted: 10000 images held and base64-encoded
+    at once, about 8 GB before the answer was written."""
+    with pytest.raises(RequestError, match="more than 1073741824 pixels in one job") as caught:
+        normalize("txt2img", {"n_iter": 10000, "width": 512, "height": 512})
+    assert caught.value.field == "n_iter"
+    with pytest.raises(RequestError, match="20 images of 8192x8192"):  # the hires fix's size counts
+        normalize("txt2img", {"n_iter": 20, "width": 4096, "height": 4096, "enable_hr": True, "hr_scale": 2})
+    normalize("txt2img", {"n_iter": 100, "batch_size": 8, "width": 512, "height": 512})  # the UI's largest batch
+
+
 @pytest.mark.parametrize("seed", [2 ** 63, 2 ** 64 - 1, -2 ** 63 - 1, 2 ** 70])
 def test_a_seed_beyond_64_bits_is_refused(seed):
     """These were a 500 from the random generator (or from writing the answer)."""
