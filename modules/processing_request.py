@@ -18,6 +18,7 @@ MAX_BATCH_PIXELS = 64 * 1024 * 1024   # width x height x batch size of one sampl
 MAX_STEPS = 1000
 MAX_BATCH_SIZE = 64
 MAX_N_ITER = 10000
+MAX_JOB_PIXELS = 1024 ** 3            # every image of one job (a UI batch: 100 x 8 at 512x512 is a fifth of it)
 SEED_RANGE = (-2 ** 63, 2 ** 63 - 1)  # what the random generators and the JSON answers hold
 
 # Dataclass init fields that are not request fields (A1111's API_NOT_ALLOWED, less sampler_index: a legacy name).
@@ -171,9 +172,18 @@ def _check_sizes(kind, request):
                                          f"{MAX_BATCH_PIXELS} pixels in one pass; lower the size or the batch size")
     if kind == "txt2img" and request.get("enable_hr"):
         target_w, target_h = hires_target(request)
+        if min(target_w, target_h) < 8:
+            field = "hr_resize_x" if request.get("hr_resize_x") or request.get("hr_resize_y") else "hr_scale"
+            raise RequestError(field, f"the hires fix target {target_w}x{target_h} is too small: at least 8 pixels a side")
         if max(target_w, target_h) > MAX_SIDE or target_w * target_h * batch_size > MAX_BATCH_PIXELS:
             raise RequestError("hr_scale", f"the hires fix target {target_w}x{target_h} (x{batch_size}) is too large: "
                                            f"at most {MAX_SIDE} pixels a side and {MAX_BATCH_PIXELS} pixels a pass")
+        width, height = target_w, target_h
+    images = batch_size * request.get("n_iter", 1)
+    if width * height * images > MAX_JOB_PIXELS:
+        raise RequestError("n_iter", f"{images} images of {width}x{height} (batch_size x n_iter) are more than "
+                                     f"{MAX_JOB_PIXELS} pixels in one job, all held and answered at once; "
+                                     f"send several smaller requests")
 
 
 def hires_target(request) -> tuple[int, int]:

@@ -131,6 +131,29 @@ def test_null_fields_mean_not_set():
     assert "denoising_strength" not in normalize("img2img", {"denoising_strength": None})
 
 
+@pytest.mark.parametrize("fields, field", [
+    ({"hr_scale": 0}, "hr_scale"),
+    ({"hr_scale": 0.01}, "hr_scale"),
+    ({"hr_resize_x": 1}, "hr_resize_x"),
+])
+def test_a_hires_target_under_8_pixels_is_refused(fields, field):
+    """These were a 500 from the upscaler inside the job ("Input and output sizes should be greater than 0")."""
+    with pytest.raises(RequestError, match="too small") as caught:
+        normalize("txt2img", {"enable_hr": True, "width": 64, "height": 64, **fields})
+    assert caught.value.field == field
+
+
+def test_a_job_of_more_images_than_memory_holds_is_refused():
+    """n_iter 10000 at 512x512 (all within the per-field limits) was accepted: 10000 images held and base64-encoded
+    at once, about 8 GB before the answer was written."""
+    with pytest.raises(RequestError, match="more than 1073741824 pixels in one job") as caught:
+        normalize("txt2img", {"n_iter": 10000, "width": 512, "height": 512})
+    assert caught.value.field == "n_iter"
+    with pytest.raises(RequestError, match="20 images of 8192x8192"):  # the hires fix's size counts
+        normalize("txt2img", {"n_iter": 20, "width": 4096, "height": 4096, "enable_hr": True, "hr_scale": 2})
+    normalize("txt2img", {"n_iter": 100, "batch_size": 8, "width": 512, "height": 512})  # the UI's largest batch
+
+
 @pytest.mark.parametrize("seed", [2 ** 63, 2 ** 64 - 1, -2 ** 63 - 1, 2 ** 70])
 def test_a_seed_beyond_64_bits_is_refused(seed):
     """These were a 500 from the random generator (or from writing the answer)."""
@@ -179,3 +202,19 @@ def test_an_unknown_refiner_checkpoint_set_by_a_script_names_the_field(tiny_mode
     with pytest.raises(RequestError, match="Checkpoint not found: 'nope.ckpt'; valid checkpoints") as caught:
         processing.process_images(p)
     assert caught.value.field == "refiner_checkpoint" and caught.value.status_code == 400
+
+
+@pytest.mark.parametrize("path, payload, field", [
+    ("/sdapi/v1/extra-batch-images", {"imageList": [{"data": "BIG", "name": f"{i}.png"} for i in range(3)]}, "imageList[2].data"),
+    ("/sdapi/v1/img2img", {"init_images": ["BIG", "BIG"], "batch_size": 2, "mask": "BIG"}, "mask"),
+])
+def test_the_images_of_one_request_have_a_pixel_budget(client, monkeypatch, path, payload, field):
+    """Each image was checked on its own: a body of many plain 8192x8192 PNGs (a few hundred KB each) was decoded
+    whole, 200 MB an image, until the server ran out of memory. (Here with a budget of two 64x64 images.)"""
+    from modules.api import api
+    monkeypatch.setattr(api, "MAX_REQUEST_PIXELS", 2 * 64 * 64)
+    big = png()
+    payload = {k: [{**x, "data": big} if isinstance(x, dict) else big for x in v] if isinstance(v, list) else big if v == "BIG" else v
+               for k, v in payload.items()}
+    response = client.post(path, json=payload)
+    assert response.status_code == 413 and response.json()["errors"].startswith(f"{field}: the images of this request"), response.text

@@ -83,6 +83,16 @@ def test_long_bracket_heavy_prompt_parses_fast_and_right():
     assert result[-1][1].startswith("(masterpiece:1.2), best quality, dog, blue hair, ")
 
 
+def test_a_group_with_too_many_brackets_is_used_as_written():
+    """12000 stray "[" in an API request's negative prompt kept the Earley parser busy for minutes until the server
+    ran out of memory; past MAX_PARSED_BRACKETS in one parse the text is used as written (emphasis still applies)."""
+    stray = "[a:b:5] " * 60 + "["
+    assert schedule(stray, 20) == [[20, stray]]
+    assert schedule("[" * 12000, 20) == [[20, "[" * 12000]]
+    assert len(schedule("[a:b:5] (x:1.2), " * 400, 20)) == 2  # many small groups are parsed one by one, as before
+    assert len(schedule("[a:b:5] " * 30 + "[", 20)) == 2  # a stray bracket among few groups: still parsed whole
+
+
 def _whole_prompt_schedule(prompt, steps=10):
     try:
         tree = prompt_parser.schedule_parser.parse(prompt)

@@ -26,13 +26,29 @@ from modules.processing_request import RequestError
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024       # one base64-decoded image
 MAX_IMAGE_PIXELS = 8192 * 8192           # one decoded image
+MAX_REQUEST_PIXELS = 4 * MAX_IMAGE_PIXELS  # all the images of one request together
 
 
 # ---------------------------------------------------------------------------------------------- images
 
-def decode_base64_to_image(encoding: str, field: str = "image") -> Image.Image:
+class PixelBudget:
+    """The pixels one request's images may decode to together: a body of many large images, each within the
+    per-image limit (a plain 8192x8192 PNG is a few hundred KB), would otherwise be decoded until memory ran out."""
+
+    def __init__(self):
+        self.left = MAX_REQUEST_PIXELS
+
+    def take(self, field, image):
+        self.left -= image.width * image.height
+        if self.left < 0:
+            raise RequestError(field, f"{field}: the images of this request come to more than {MAX_REQUEST_PIXELS} "
+                                      f"pixels together; send fewer or smaller images", 413)
+
+
+def decode_base64_to_image(encoding: str, field: str = "image", budget: PixelBudget | None = None) -> Image.Image:
     """A base64 string (with or without a `data:image/...;base64,` prefix) -> PIL image; a bad or oversized image
-    raises RequestError naming `field`. The size is checked from the header, before the pixels are decoded."""
+    (or one past the request's `budget`) raises RequestError naming `field`. The size is checked from the header,
+    before the pixels are decoded."""
     if not isinstance(encoding, str) or not encoding.strip():
         raise RequestError(field, f"{field} is empty: send the image as a base64 string")
     if encoding.startswith(("http://", "https://")):
@@ -53,6 +69,8 @@ def decode_base64_to_image(encoding: str, field: str = "image") -> Image.Image:
         raise RequestError(field, f"{field} is not an image this server can read (PNG, JPEG, WebP, ...)") from None
     if image.width * image.height > MAX_IMAGE_PIXELS:
         raise RequestError(field, f"{field} is {image.width}x{image.height}: more than {MAX_IMAGE_PIXELS} pixels", 413)
+    if budget is not None:
+        budget.take(field, image)
     try:
         image.load()  # the pixels now: a truncated or corrupt file is this field's error, not the job's
         return images.fix_image(image)  # (and the EXIF orientation)
@@ -231,13 +249,14 @@ def generation_request(kind: str, req) -> tuple[dict, bool, str | None]:
     task_id = body.pop("force_task_id") or None
     body["do_not_save_samples"] = not save_images
     body["do_not_save_grid"] = not save_images
+    budget = PixelBudget()
     if kind == "img2img":
         if not body.get("init_images"):
             raise HTTPException(status_code=404, detail="Init image not found")
-        body["init_images"] = [decode_base64_to_image(x, f"init_images[{i}]") for i, x in enumerate(body["init_images"])]
+        body["init_images"] = [decode_base64_to_image(x, f"init_images[{i}]", budget) for i, x in enumerate(body["init_images"])]
         for name in ("mask", "latent_mask"):
-            body[name] = decode_base64_to_image(body[name], name) if body.get(name) else None  # "" is no mask
-    body["firstpass_image"] = decode_base64_to_image(body["firstpass_image"], "firstpass_image") if body.get("firstpass_image") else None
+            body[name] = decode_base64_to_image(body[name], name, budget) if body.get(name) else None  # "" is no mask
+    body["firstpass_image"] = decode_base64_to_image(body["firstpass_image"], "firstpass_image", budget) if body.get("firstpass_image") else None
     check_override_settings(body.get("override_settings") or {})
     request = processing_request.normalize(kind, {**body, "script_args": script_args})
     request["is_api"] = True
@@ -389,9 +408,9 @@ class Api:
 
     async def extras_batch_images_api(self, req: models.ExtrasBatchImagesRequest):
         def prepare():
-            images = []
+            images, budget = [], PixelBudget()
             for i, item in enumerate(req.imageList):
-                image = decode_base64_to_image(item.data, f"imageList[{i}].data")
+                image = decode_base64_to_image(item.data, f"imageList[{i}].data", budget)
                 check_extras_size(req, image, f"imageList[{i}]")
                 images.append(image)
             return {"extras_mode": 1, "image_folder": images, "show_extras_results": True, "save_output": False,
