@@ -85,6 +85,7 @@ def run_postprocessing(extras_mode, image, image_folder, input_dir, output_dir, 
     shared.state.begin(job="extras")
     outputs = []
     infotext = ""
+    skipped = []  # a line for each source that was not an image, told to the user under the result
     try:
         runner = _postprocessing_runner()
         run_args = args[0] if len(args) == 1 and isinstance(args[0], dict) else list(args)
@@ -111,6 +112,7 @@ def run_postprocessing(extras_mode, image, image_folder, input_dir, output_dir, 
                     image_data = images.read(image_placeholder)
                 except Exception as e:
                     print(f"Skipping {image_placeholder}: not an image ({e})")
+                    skipped.append(f"Skipped {os.path.basename(name or image_placeholder)}: not an image ({e})")
                     continue
             else:
                 image_data = image_placeholder
@@ -157,7 +159,14 @@ def run_postprocessing(extras_mode, image, image_folder, input_dir, output_dir, 
         devices.torch_gc()
         shared.state.end()
 
-    return outputs, _plaintext_to_html(infotext), ""
+    notes = skipped + ([] if outputs or infotext else [_nothing_processed(extras_mode, input_dir)])
+    return outputs, _plaintext_to_html("\n".join([infotext, *notes]).strip()), ""
+
+
+def _nothing_processed(extras_mode, input_dir):
+    if extras_mode == 2:
+        return f"No images were processed: input directory {input_dir} holds no image."
+    return "No images were processed: no image was given." if extras_mode == 1 else "No images were processed."
 
 
 def run_postprocessing_webui(id_task, *args, **kwargs):

@@ -183,3 +183,22 @@ def test_sd_upscale_script_tiles_rediffuses_and_recombines(monkeypatch, tmp_path
     assert p.extra_generation_params == {"SD upscale overlap": 16, "SD upscale upscaler": "Nearest"}
     with pytest.raises(ValueError, match="no upscaler named 'Nope'"):
         module.resolve_upscaler("Nope")
+
+
+def test_a_folder_with_files_that_are_not_images_says_which_were_skipped(tmp_path):
+    # (they were skipped with a line in the console only: the user saw an empty result and no word why)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "notes.png").write_text("hello")
+    source().save(folder / "cat.png")
+    outputs, html, _ = postprocessing.run_postprocessing(2, None, None, str(folder), str(tmp_path / "out"), True,
+                                                         upscale_args(), save_output=False)
+    assert len(outputs) == 1 and "Skipped notes.png: not an image" in html
+
+
+def test_a_folder_without_images_says_nothing_was_processed(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    outputs, html, _ = postprocessing.run_postprocessing(2, None, None, str(tmp_path), "", True, upscale_args(), save_output=False)
+    assert outputs == [] and "Skipped notes.txt" in html and f"input directory {tmp_path} holds no image" in html
+    outputs, html, _ = postprocessing.run_postprocessing(1, None, [], "", "", True, upscale_args(), save_output=False)
+    assert outputs == [] and "no image was given" in html
