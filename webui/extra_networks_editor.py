@@ -86,10 +86,11 @@ class UserMetadataEditor:
         self.target = gr.Textbox(visible="hidden", elem_id=f"{tabname}_extra_networks_edit_target")
         self.open_button = gr.Button(visible="hidden", elem_id=f"{tabname}_extra_networks_edit_open")
         fields = [self.fields[f] for f in EDITED_FIELDS]
+        # queued: their gr.Warning / gr.Info reach the page only from a queued event
         self.open_button.click(fn=self.open, inputs=[self.target], outputs=[self.box, self.header, self.status, *fields],
-                               queue=False, show_progress="hidden")
+                               show_progress="hidden")
         self.save.click(fn=self.save_fields, inputs=[self.target, *fields],
-                        outputs=[self.box, self.status, *self.ui.pages], queue=False, show_progress="hidden")
+                        outputs=[self.box, self.status, *self.ui.pages], show_progress="hidden")
         self.cancel.click(fn=lambda: gr.update(visible=False), inputs=[], outputs=[self.box], queue=False,
                           show_progress="hidden")
 

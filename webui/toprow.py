@@ -55,7 +55,8 @@ class StylesRow:
         with gr.Row(elem_id=f"{id_part}_style_edit_row"):
             self.style_name = gr.Textbox(label="Style name", show_label=False, placeholder="New style name", elem_id=f"{id_part}_style_name", scale=3, min_width=100)
             self.save_button = gr.Button("💾", elem_id=f"{id_part}_style_save", size="sm", min_width=40, scale=1)
-        self.save_button.click(fn=save_style, inputs=[self.style_name, prompt, negative_prompt, self.dropdown], outputs=[self.dropdown, self.style_name], queue=False)
+        # queued: the gr.Warning that says why nothing was saved reaches the page only from a queued event
+        self.save_button.click(fn=save_style, inputs=[self.style_name, prompt, negative_prompt, self.dropdown], outputs=[self.dropdown, self.style_name])
 
 
 class Toprow:
