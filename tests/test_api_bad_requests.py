@@ -204,6 +204,18 @@ def test_an_unknown_refiner_checkpoint_set_by_a_script_names_the_field(tiny_mode
     assert caught.value.field == "refiner_checkpoint" and caught.value.status_code == 400
 
 
+def test_a_refiner_switch_point_that_is_not_a_number_names_the_field(tiny_model):
+    """alwayson_scripts {"refiner": {"args": [true, "<model>", "x"]}} was a 500 from the sampler
+    ("'<' not supported between instances of 'Tensor' and 'str'")."""
+    from modules import processing
+    p = processing.StableDiffusionProcessingTxt2Img(prompt="x", steps=1, width=64, height=64, refiner_switch_at="x",
+                                                    refiner_checkpoint=tiny_model.sd_checkpoint_info.title, do_not_save_samples=True,
+                                                    do_not_save_grid=True)
+    with pytest.raises(RequestError, match="refiner_switch_at must be a number, got 'x'") as caught:
+        processing.process_images(p)
+    assert caught.value.field == "refiner_switch_at"
+
+
 @pytest.mark.parametrize("path, payload, field", [
     ("/sdapi/v1/extra-batch-images", {"imageList": [{"data": "BIG", "name": f"{i}.png"} for i in range(3)]}, "imageList[2].data"),
     ("/sdapi/v1/img2img", {"init_images": ["BIG", "BIG"], "batch_size": 2, "mask": "BIG"}, "mask"),
