@@ -70,7 +70,9 @@ def test_paste_fills_the_scripts_fields_such_as_the_refiner(txt2img_tab, tmp_pat
         return {components.index(runner.inputs[i]): values[components.index(runner.inputs[i])] for i in (enable, checkpoint, switch_at)}
 
     v = list(pasted(INFOTEXT + ", Refiner: my-refiner, Refiner switch at: 0.6").values())
-    assert v[0] is True and v[1]["value"] == info.title and info.title in v[1]["choices"] and float(v[2]) == 0.6
+    assert v[0] is True and v[1]["value"] == info.title and info.title in v[1]["choices"] and v[2] == 0.6
+    # the slider takes the pasted value at Generate (the text "0.6" made Gradio 6 refuse the whole Generate)
+    assert runner.inputs[switch_at].preprocess(v[2]) == 0.6
     assert list(pasted(INFOTEXT).values())[0] is False
 
 
@@ -82,3 +84,26 @@ def test_the_hires_checkpoint_is_a_field_that_pasting_fills(txt2img_tab):
     v = values_by_key(txt2img_tab, INFOTEXT + ", Hires checkpoint: other [0123abcd]")
     assert v["Hires checkpoint"] == "other [0123abcd]"
     assert values_by_key(txt2img_tab, INFOTEXT)["Hires checkpoint"] == "Use same checkpoint"
+
+
+def test_a_number_no_field_can_hold_leaves_that_field_alone_and_pastes_the_rest(txt2img_tab):
+    # (a seed of 1e99 reached the page as an integer it cannot serialise: nothing at all was pasted)
+    import gradio as gr
+    import orjson
+    v = values_by_key(txt2img_tab, "a cat\nSteps: 12, Sampler: Euler, CFG scale: inf, Seed: 1e99, Size: 64x64, Variation seed: nan")
+    assert v["Seed"] == gr.update() and v["CFG scale"] == gr.update() and v["Variation seed"] == gr.update()
+    assert v["Prompt"] == "a cat" and v["Steps"] == 12 and v["Size-1"] == 64
+    orjson.dumps(list(v.values()))  # what the page is sent
+
+
+def test_a_value_beyond_a_sliders_range_is_pasted_and_the_slider_takes_it(txt2img_tab):
+    # (an image made through the API with 200 steps pasted 200 into a 1-150 slider; Gradio 6 then refused every
+    # Generate with "Value 200 is greater than maximum value 150")
+    v = values_by_key(txt2img_tab, "a cat\nSteps: 200, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64")
+    assert v["Steps"]["value"] == 200 and v["Steps"]["maximum"] == 200 and v["Steps"]["minimum"] == 1
+    steps = txt2img_tab["form"]["steps"]
+    steps.maximum, before = v["Steps"]["maximum"], steps.maximum  # the page's slider after the update
+    try:
+        assert steps.preprocess(200) == 200
+    finally:
+        steps.maximum = before

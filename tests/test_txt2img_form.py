@@ -16,3 +16,16 @@ def test_hires_fix_with_the_form_defaults_draws_at_the_upscaled_size(txt2img_for
                    sampler_name="Euler", do_not_save_samples=True, do_not_save_grid=True, script_args=[0])
     processed = txt2img.txt2img(request)
     assert processed.images[0].size == (96, 96)
+
+
+@pytest.mark.parametrize("field, name", [("sampler_name", "Nope"), ("scheduler", "Nope"), ("hr_upscaler", "4x-UltraSharp"),
+                                         ("hr_sampler_name", "Nope"), ("hr_scheduler", "Nope")])
+def test_a_pasted_name_this_install_lacks_reaches_generate_and_is_refused_by_name(txt2img_form, field, name):
+    # (an A1111 infotext naming an upscaler not installed here made every Generate fail with a bare "Error")
+    from modules import processing_request
+    assert txt2img_form[field].preprocess(name) == name
+    request = {key: component.value for key, component in txt2img_form.items()}
+    request.update(enable_hr=True, **{field: name})
+    with pytest.raises(processing_request.RequestError, match=name) as refused:
+        processing_request.normalize("txt2img", request)
+    assert refused.value.field == field

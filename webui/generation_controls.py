@@ -39,8 +39,10 @@ def create_sampling_controls(tabname, ctx):
     names = sampler_names()
     default_sampler = "Euler a" if "Euler a" in names and demo_model_selected() else (names[0] if names else None)
     with gr.Row(elem_id=f"{tabname}_sampling_row"):
-        sampler = gr.Dropdown(label="Sampling method", elem_id=f"{tabname}_sampling", choices=names, value=default_sampler)
-        scheduler = gr.Dropdown(label="Schedule type", elem_id=f"{tabname}_scheduler", choices=scheduler_labels(), value="Automatic")
+        # A name pasted from an infotext that this install lacks is shown as written (A1111) and Generate refuses it
+        # by name; without allow_custom_value Gradio refused the whole Generate with a bare "Error".
+        sampler = gr.Dropdown(label="Sampling method", elem_id=f"{tabname}_sampling", choices=names, value=default_sampler, allow_custom_value=True)
+        scheduler = gr.Dropdown(label="Schedule type", elem_id=f"{tabname}_scheduler", choices=scheduler_labels(), value="Automatic", allow_custom_value=True)
     steps = gr.Slider(minimum=1, maximum=150, step=1, label="Sampling steps", value=20, elem_id=f"{tabname}_steps")
     return SimpleNamespace(sampler=sampler, scheduler=scheduler, steps=steps)
 
@@ -55,7 +57,8 @@ def create_hires_controls(tabname, ctx):
     with gr.Accordion("Hires. fix", open=False, elem_id=f"{tabname}_hr") as accordion:
         enable = gr.Checkbox(label="Hires. fix", value=False, elem_id=f"{tabname}_enable_hr")
         with gr.Row():
-            upscaler = gr.Dropdown(label="Upscaler", elem_id=f"{tabname}_hr_upscaler", choices=hires_upscaler_names(), value="Latent")
+            # (allow_custom_value: a pasted upscaler this install lacks, as the sampler above)
+            upscaler = gr.Dropdown(label="Upscaler", elem_id=f"{tabname}_hr_upscaler", choices=hires_upscaler_names(), value="Latent", allow_custom_value=True)
             steps = gr.Slider(minimum=0, maximum=150, step=1, label="Hires steps", value=0, elem_id=f"{tabname}_hires_steps")
             denoising_strength = gr.Slider(minimum=0.0, maximum=1.0, step=0.01, label="Denoising strength", value=0.7, elem_id=f"{tabname}_denoising_strength")
         with gr.Row():
@@ -66,8 +69,8 @@ def create_hires_controls(tabname, ctx):
             # short titles, as the infotext's "Hires checkpoint" names them; any name the request can resolve is taken
             checkpoint = gr.Dropdown(label="Hires checkpoint", elem_id=f"{tabname}_hr_checkpoint", allow_custom_value=True,
                                      choices=["Use same checkpoint"] + hires_checkpoint_names(), value="Use same checkpoint")
-            sampler = gr.Dropdown(label="Hires sampling method", elem_id=f"{tabname}_hr_sampler", choices=["Use same sampler"] + sampler_names(), value="Use same sampler")
-            scheduler = gr.Dropdown(label="Hires schedule type", elem_id=f"{tabname}_hr_scheduler", choices=["Use same scheduler"] + scheduler_labels(), value="Use same scheduler")
+            sampler = gr.Dropdown(label="Hires sampling method", elem_id=f"{tabname}_hr_sampler", choices=["Use same sampler"] + sampler_names(), value="Use same sampler", allow_custom_value=True)
+            scheduler = gr.Dropdown(label="Hires schedule type", elem_id=f"{tabname}_hr_scheduler", choices=["Use same scheduler"] + scheduler_labels(), value="Use same scheduler", allow_custom_value=True)
         # value="": a Textbox built without one sends None (Gradio 6), and the engine takes only "" as "same as the prompt"
         with gr.Row(visible=opts.hires_fix_show_prompts):
             prompt = gr.Textbox(label="Hires prompt", elem_id=f"{tabname}_hires_prompt", lines=3, value="")

@@ -1,4 +1,5 @@
 """Filling a tab's controls from an infotext (the ↙️ button, PNG Info's "Send to")."""
+import math
 import os
 
 import gradio as gr
@@ -60,9 +61,17 @@ def _cast(value, component):
     if isinstance(component, gr.Slider) or isinstance(component, gr.Number):
         try:
             number = float(value)
-            return int(number) if number.is_integer() else number
         except (TypeError, ValueError):
             return gr.update()
+        if not math.isfinite(number) or abs(number) >= 2 ** 63:  # no field holds it, and the page cannot take it
+            return gr.update()
+        number = int(number) if number.is_integer() else number
+        low, high = getattr(component, "minimum", None), getattr(component, "maximum", None)
+        if isinstance(component, gr.Slider) and low is not None and high is not None and not low <= number <= high:
+            # shown and sent as written (A1111's sliders took it; "Steps: 200" from an API image): Gradio 6 refuses a
+            # value outside the range at Generate, so the range widens; Generate checks the value by name
+            return gr.update(value=number, minimum=min(low, number), maximum=max(high, number))
+        return number
     if isinstance(component, gr.Checkbox):
         return str(value).lower() == "true" if isinstance(value, str) else bool(value)
     return value
@@ -97,5 +106,7 @@ def apply_infotext(text: str, targets, runner=None):
         else:
             values.append(gr.update())
     if runner is not None:
-        values += script_runner_ui.infotext_values(runner, params)
+        # cast as the tab's own fields are: a Gradio 6 slider refuses the text "0.8" (Refiner switch at) at Generate
+        script_values = script_runner_ui.infotext_values(runner, params)
+        values += [v if isinstance(v, dict) else _cast(v, c) for v, c in zip(script_values, script_components(runner))]
     return values
