@@ -57,6 +57,16 @@ def get_fixed_seed(seed):
     return int(seed)
 
 
+def _switch_at(value):
+    """The refiner's switch point as a number (a script's argument, unchecked by the request): a clear error."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise processing_request.RequestError("refiner_switch_at", f"refiner_switch_at must be a number, got {value!r}") from None
+
+
 def fix_seed(p):
     p.seed = get_fixed_seed(p.seed)
     p.subseed = get_fixed_seed(p.subseed)
@@ -577,6 +587,7 @@ def prepare_job(p):
 
     if p.refiner_checkpoint not in (None, "", "None", "none"):
         p.refiner_checkpoint_info = processing_request.checkpoint_or_error("refiner_checkpoint", p.refiner_checkpoint)
+        p.refiner_switch_at = _switch_at(p.refiner_switch_at)
     if p.tiling is None:
         p.tiling = opts.tiling
     if p.restore_faces is None:

@@ -76,7 +76,8 @@ def test_an_empty_checkpoint_option_is_refused_by_name(client, config_file):
 @pytest.mark.parametrize("override, field, words", [
     ({"CLIP_stop_at_last_layers": "abc"}, "override_settings.CLIP_stop_at_last_layers", "must be a number"),
     ({"eta_noise_seed_delta": "x"}, "override_settings.eta_noise_seed_delta", "must be a number"),
-    ({"no_such_setting": 1}, "override_settings.no_such_setting", "there is no setting named 'no_such_setting'"),
+    # a setting this UI lacks (A1111's sd_unet, an extension's) is left out, not refused: the bad one is named
+    ({"sd_unet": "Automatic", "no_such_setting": 1, "jpeg_quality": "x"}, "override_settings.jpeg_quality", "must be a number"),
     ({"samples_format": "exe"}, "override_settings.samples_format", "image file format"),
 ])
 def test_bad_override_settings_are_refused_before_the_job(client, override, field, words):
@@ -202,6 +203,18 @@ def test_an_unknown_refiner_checkpoint_set_by_a_script_names_the_field(tiny_mode
     with pytest.raises(RequestError, match="Checkpoint not found: 'nope.ckpt'; valid checkpoints") as caught:
         processing.process_images(p)
     assert caught.value.field == "refiner_checkpoint" and caught.value.status_code == 400
+
+
+def test_a_refiner_switch_point_that_is_not_a_number_names_the_field(tiny_model):
+    """alwayson_scripts {"refiner": {"args": [true, "<model>", "x"]}} was a 500 from the sampler
+    ("'<' not supported between instances of 'Tensor' and 'str'")."""
+    from modules import processing
+    p = processing.StableDiffusionProcessingTxt2Img(prompt="x", steps=1, width=64, height=64, refiner_switch_at="x",
+                                                    refiner_checkpoint=tiny_model.sd_checkpoint_info.title, do_not_save_samples=True,
+                                                    do_not_save_grid=True)
+    with pytest.raises(RequestError, match="refiner_switch_at must be a number, got 'x'") as caught:
+        processing.process_images(p)
+    assert caught.value.field == "refiner_switch_at"
 
 
 @pytest.mark.parametrize("path, payload, field", [

@@ -264,9 +264,16 @@ def generation_request(kind: str, req) -> tuple[dict, bool, str | None]:
 
 
 def check_override_settings(override: dict):
-    """A job's override_settings obey the same rules as setting them through POST /options."""
+    """A job's override_settings obey the same rules as setting them through POST /options, except that a setting
+    this web UI does not have (one of A1111's or of an extension not installed here) is left out with a message in
+    the log, as the engine always did: a client written for another UI still gets its images."""
     if not isinstance(override, dict):
         return  # normalize() answers this with the field named
+    unknown = [key for key in override if key not in shared.opts.data_labels]
+    if unknown:
+        print(f"API: override_settings {', '.join(map(repr, unknown))} left out: there is no such setting here", flush=True)
+        for key in unknown:
+            del override[key]
     settings_api.check_settings(override, field="override_settings.")
 
 
