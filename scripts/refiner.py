@@ -27,8 +27,10 @@ class ScriptRefiner(scripts.Script):
     def ui(self, is_img2img):
         with InputAccordion(False, label="Refiner", elem_id=self.elem_id("enable")) as enable_refiner:
             with gr.Row():
+                # allow_custom_value: a chosen checkpoint hashed since is listed as "name [hash]" after 🔄, and Gradio
+                # refused Generate while its old title was selected; the job resolves any title by name
                 refiner_checkpoint = gr.Dropdown(label="Checkpoint", elem_id=self.elem_id("checkpoint"),
-                                                 choices=sd_models.checkpoint_tiles(), value=None,
+                                                 choices=sd_models.checkpoint_tiles(), value=None, allow_custom_value=True,
                                                  info="switch to another model in the middle of generation")
                 refresh = gr.Button("\U0001f504", elem_id=self.elem_id("checkpoint_refresh"), size="sm", min_width=40, scale=0)
                 refiner_switch_at = gr.Slider(value=0.8, label="Switch at", minimum=0.01, maximum=1.0, step=0.01,

@@ -494,3 +494,24 @@ def test_merge_two_demo_checkpoint_variants_in_the_browser(shared_webui):
     assert len(saved) == 4
     found = [judge.judge(Image.open(p).convert("RGB")).main for p in saved]
     assert sum(f is not None and f.colour == "red" and f.shape == "circle" for f in found) >= 3, found
+
+
+def test_after_a_merge_the_chosen_models_stay_chosen_under_their_new_titles(tmp_path, abc, monkeypatch):
+    """The merge hashes A and B, so they are listed as "a.safetensors [hash]" afterwards; their old titles stayed
+    selected, outside the new choices, and Gradio refused the next Merge with a bare "Error"."""
+    gr = pytest.importorskip("gradio")
+    from modules import sd_models, shared
+    from webui import tab_checkpoint_merger as tab
+    monkeypatch.setattr(shared.cmd_opts, "ckpt_dir", str(tmp_path))
+    monkeypatch.setattr(tab, "_merged_listeners", [])
+    with gr.Blocks():
+        tab.create_tab(None)
+    titles = [next(t for t in sd_models.checkpoint_tiles() if t.startswith(f"{name}.safetensors")) for name in "ab"]
+    args = [*titles, "", "Weighted sum", 0.5, False, "again", "safetensors", 0, "None", "", True, True, True, "{}", True]
+    for _ in range(2):  # the second Merge is the one the stale titles broke
+        *_, last = list(tab._merge_handler(*args))
+        assert "Checkpoint saved to" in last[1]
+        primary, secondary = last[2], last[3]
+        for update, name in ((primary, "a"), (secondary, "b")):
+            assert update["value"] in update["choices"] and update["value"].startswith(f"{name}.safetensors [")
+        args[:2] = primary["value"], secondary["value"]

@@ -29,3 +29,18 @@ def test_a_pasted_name_this_install_lacks_reaches_generate_and_is_refused_by_nam
     with pytest.raises(processing_request.RequestError, match=name) as refused:
         processing_request.normalize("txt2img", request)
     assert refused.value.field == field
+
+
+def test_the_chosen_refiner_still_reaches_generate_after_its_title_changed():
+    # (a refiner chosen as "xl-refiner.safetensors" is listed as "xl-refiner.safetensors [hash]" once hashed; after 🔄
+    # the old title was outside the choices and Gradio refused every Generate with a bare "Error")
+    import gradio as gr
+    from modules import scripts
+    from webui import script_runner_ui
+    scripts.load_scripts()
+    runner = scripts.scripts_txt2img
+    with gr.Blocks():
+        script_runner_ui.create_script_ui(runner, is_img2img=False)
+    refiner = next(s for s in runner.alwayson_scripts if s.title() == "Refiner")
+    checkpoint = runner.inputs[refiner.args_from + 1]
+    assert checkpoint.preprocess("xl-refiner.safetensors") == "xl-refiner.safetensors"

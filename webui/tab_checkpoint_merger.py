@@ -8,7 +8,7 @@ import html
 
 import gradio as gr
 
-from modules import errors, extras, job_queue, merge_methods, sd_vae, shared
+from modules import errors, extras, job_queue, merge_methods, sd_models, sd_vae, shared
 from webui import quicksettings
 from webui.ui_components import FormRow, ToolButton
 
@@ -161,5 +161,16 @@ def _run(args, overwrite):
     filename = message[len("Checkpoint saved to "):] if message.startswith("Checkpoint saved to ") else None
     if filename:
         _notify_merged(filename)
-    choices = [gr.update(choices=u["choices"]) if isinstance(u, dict) and "choices" in u else gr.skip() for u in updates[:3]]
+    choices = [_refreshed(u, value) for u, value in zip(updates[:3], args[:3])]
     yield "", result_html(message), *choices, filename or gr.skip()
+
+
+def _refreshed(update, value):
+    """A model dropdown's new choices with its selection under its title now: a checkpoint the merge hashed is
+    listed as "name [hash]", and Gradio refuses the next Merge with a bare "Error" if the old title stays selected."""
+    if not (isinstance(update, dict) and "choices" in update):
+        return gr.skip()
+    info = sd_models.get_closet_checkpoint_match(value) if value else None
+    if info is not None and info.title in update["choices"]:
+        value = info.title
+    return gr.update(choices=update["choices"], value=value if value in update["choices"] else None)
