@@ -59,11 +59,24 @@ def load_scripts():
 
 
 def load_model():
-    """Load the selected checkpoint; a missing model is a normal state, a broken one is reported."""
-    if sd_models.select_checkpoint() is None:
+    """Load the selected checkpoint; a missing model is a normal state. A broken one is reported and the other
+    checkpoints are tried in turn (the user's own first, the demo model last), so that one bad file does not leave
+    the app without a model; the setting keeps naming the selected one."""
+    selected = sd_models.select_checkpoint()
+    if selected is None:
         print(f"No checkpoint found. {processing.no_model_message()}")
         return
-    sd_models.load_model()
+    others = [info for info in sd_models.checkpoints_list.values() if info.filename != selected.filename]
+    others.sort(key=lambda info: sd_models.is_builtin_demo(info.filename))
+    for info in [selected, *others]:
+        try:
+            sd_models.load_model(info)
+        except Exception:
+            errors.report(f"Could not load the checkpoint {info.filename}", exc_info=True)
+            continue
+        if info is not selected:
+            print(f"Loaded {info.title} instead of {selected.title}, which could not be loaded (see above).", flush=True)
+        return
 
 
 def start_workers():

@@ -570,7 +570,9 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
 
 def prepare_job(p):
     """Everything decided once per job: the model, seeds, prompts for every image, tiling, and the scripts' process."""
-    if p.sd_model is None:
+    # A model held from before a switch that freed it (an extension's stale shared.sd_model) gives way to the loaded
+    # one, as in A1111, where p.sd_model is always shared.sd_model.
+    if p.sd_model is None or sd_models.weights_freed(p.sd_model):
         p.sd_model = shared.sd_model
     if p.sd_model is None:
         raise NoModelError(no_model_message())

@@ -405,6 +405,12 @@ def _load_device(model, state_dict):
     return devices.device if memory_placement.fits_bytes(nbytes, model.is_sdxl) else devices.cpu
 
 
+def weights_freed(model) -> bool:
+    """Whether `model` was replaced with its weights freed (load_model's free_replaced): it can no longer draw."""
+    first = next(model.model.diffusion_model.parameters(), None)
+    return first is not None and first.is_meta
+
+
 def _check_no_meta(model, name):
     for n, t in list(model.named_parameters()) + list(model.named_buffers()):
         if t.is_meta:

@@ -162,6 +162,21 @@ def test_each_batch_starts_on_the_selected_checkpoint_after_the_refiner_took_ove
     assert shared.sd_model.sd_checkpoint_info.filename == base_info.filename
 
 
+def test_a_job_given_a_model_whose_weights_were_freed_runs_on_the_loaded_one(checkpoints, monkeypatch):
+    # An extension holding shared.sd_model from before a refiner job passes it to its next job: in A1111 p.sd_model
+    # is always the loaded model; here it crashed deep in the UNet ("Tensor on device meta").
+    from modules import loaded_models
+    monkeypatch.setattr(loaded_models, "loaded", [])
+    monkeypatch.setitem(shared.opts.data, "sd_checkpoints_limit", 1)
+    held = load(checkpoints("sdxl"))
+    refiner_info = sd_models.CheckpointInfo(checkpoints("sdxl_refiner"))
+    refiner_info.register()
+    txt2img(held, refiner_checkpoint=refiner_info.title, refiner_switch_at=0.5, steps=4)
+    assert shared.sd_model is not held  # the base was loaded again after the refiner; the held one is freed
+    again = txt2img(held, steps=4)
+    assert again.images[0].tobytes() == txt2img(shared.sd_model, steps=4).images[0].tobytes()
+
+
 def test_the_hires_checkpoint_draws_the_second_pass_and_the_selected_one_comes_back(checkpoints, tiny_checkpoint_path,
                                                                                     monkeypatch):
     from modules import loaded_models, sd_samplers
