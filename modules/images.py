@@ -123,7 +123,7 @@ def saver_format(extension: str):
 
 
 def save_image_with_geninfo(image, geninfo, filename, extension=None, existing_pnginfo=None, pnginfo_section_name="parameters"):
-    """Write `image` to `filename` with the infotext: PNG text chunk, EXIF UserComment for JPEG/WebP, GIF comment."""
+    """Write `image` to `filename` with the infotext: PNG text chunk, EXIF UserComment for JPEG/WebP/AVIF, GIF comment."""
     if extension is None:
         extension = os.path.splitext(filename)[1]
     extension = extension.lower()
@@ -153,6 +153,11 @@ def save_image_with_geninfo(image, geninfo, filename, extension=None, existing_p
             piexif.insert(exif_bytes, filename)
     elif extension == ".gif":
         image.save(filename, format=image_format, comment=geninfo or "")
+    elif extension == ".avif":  # the infotext goes in EXIF UserComment, as for JPEG (A1111)
+        exif_bytes = None
+        if shared.opts.enable_pnginfo and geninfo is not None:
+            exif_bytes = piexif.dump({"Exif": {piexif.ExifIFD.UserComment: piexif.helper.UserComment.dump(geninfo or "", encoding="unicode")}})
+        image.save(filename, format=image_format, quality=shared.opts.jpeg_quality, exif=exif_bytes)
     else:
         image.save(filename, format=image_format, quality=shared.opts.jpeg_quality)
 

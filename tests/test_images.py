@@ -68,7 +68,7 @@ def test_replace_action_add_number_suffix_keeps_the_old_file(tmp_path):
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("extension", ["png", "jpg", "webp"])
+@pytest.mark.parametrize("extension", ["png", "jpg", "webp", "avif"])  # (avif was saved without it)
 def test_infotext_round_trips(tmp_path, extension):
     fullfn, _ = images.save_image(picture(), str(tmp_path), "", seed=1, prompt="a", info=INFO, extension=extension)
     assert fullfn.endswith("." + extension)
