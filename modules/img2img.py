@@ -163,7 +163,9 @@ def process_batch(p, input_dir, output_dir, inpaint_mask_dir, args, to_scale=Fal
     if input_files:
         images_list = [str(getattr(f, "name", f)) for f in input_files]
     else:
-        if not input_dir or not os.path.isdir(input_dir):
+        if not input_dir:
+            raise ValueError("Input directory not selected: type the folder of the images to process.")
+        if not os.path.isdir(input_dir):
             raise ValueError(f"Input directory {input_dir!r} does not exist.")
         images_list = list_images(input_dir)
     if not images_list:
@@ -237,11 +239,14 @@ def process_batch(p, input_dir, output_dir, inpaint_mask_dir, args, to_scale=Fal
                 batch_images.append(image)
                 infotexts.append(text)
 
+    skipped_note = f"Skipped {len(skipped)} image(s): " + ", ".join(os.path.basename(x) for x in skipped)
     if not batch_images:
+        if skipped:  # every file was skipped: said in the result, not the console only
+            raise ValueError(f"No image was processed. {skipped_note}")
         return None
     result = processing.Processed(p, batch_images, p.seed, infotexts[0], infotexts=infotexts)
     if skipped:
-        result.comments += f"Skipped {len(skipped)} image(s): " + ", ".join(os.path.basename(x) for x in skipped) + "\n"
+        result.comments += skipped_note + "\n"
     return result
 
 

@@ -273,6 +273,17 @@ def test_batch_with_one_mask_file_uses_it_for_every_image_and_reports_a_missing_
         img2img_engine.process_batch(p, str(tmp_path / "missing"), None, None, [])
 
 
+def test_a_batch_where_every_file_is_skipped_or_no_folder_is_given_says_so(tiny_model, tmp_path):
+    # (a folder of files that are not images ended with an empty result and the reasons in the console only; an
+    # empty folder field was reported as "Input directory '' does not exist")
+    (tmp_path / "notes.png").write_text("not an image")
+    p = make_p(tiny_model, init_images=None)
+    with pytest.raises(ValueError, match=r"No image was processed\. Skipped 1 image\(s\): notes\.png"):
+        img2img_engine.process_batch(p, str(tmp_path), None, None, [])
+    with pytest.raises(ValueError, match="Input directory not selected"):
+        img2img_engine.process_batch(p, "", None, None, [])
+
+
 # ------------------------------------------------------------------------------------------------ loopback
 
 
