@@ -72,6 +72,8 @@ def unload_all():
     scripts.scripts_data.clear()
     scripts.postprocessing_scripts_data.clear()
     scripts.scripts_current = None
+    # the runners held the unloaded scripts' instances: a later test generating through them would run those hooks
+    scripts.scripts_txt2img = scripts.scripts_img2img = scripts.scripts_postproc = None
     extensions.extensions.clear()
     extensions.extension_paths.clear()
     extensions.loaded_extensions.clear()

@@ -5,7 +5,9 @@ import pytest
 
 @pytest.fixture(scope="module")
 def txt2img_form():
+    from modules import scripts
     from webui import ui
+    scripts.load_scripts()  # the repository's own scripts, not what an earlier test left loaded
     return ui.create_ui().ui_context.tabs["txt2img"]["form"]
 
 
