@@ -370,6 +370,8 @@ def image_from_url_text(filedata):
         filedata = filedata[0]
     if hasattr(filedata, "size") and hasattr(filedata, "mode"):
         return filedata
+    if isinstance(filedata, str) and not filedata.startswith("data:") and os.path.isfile(filedata):
+        filedata = {"path": filedata}  # Gradio 6 galleries give (file path, caption)
     if isinstance(filedata, dict):
         inner = filedata.get("image", filedata)
         filename = inner.get("path") or inner.get("name") if isinstance(inner, dict) else None

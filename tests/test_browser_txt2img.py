@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.shared_webui import new_pngs, next_number_before, pngs_under, use_checkpoint
+from tests.shared_webui import infotext, new_pngs, next_number_before, pngs_under, use_checkpoint
 from tests.webui_server import chromium_available, launch_browser, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
@@ -32,7 +32,15 @@ def test_prompt_generate_image_and_infotext(shared_webui):
         assert "a red circle" in text
         assert "Seed: 1234" in text and "Size: 64x64" in text and "Model: tiny" in text
         assert page.locator("#txt2img_gallery img").count() >= 1
+        # 💾 Save copies it with its infotext into log/images and offers it for download; 🗃️ Zip offers a zip too
+        page.locator("#save_txt2img").click()
+        expect(page.locator("#html_log_txt2img")).to_contain_text("Saved:", timeout=30000)
+        expect(page.locator("#download_files_txt2img")).to_contain_text(".png", timeout=30000)
+        page.locator("#save_zip_txt2img").click()
+        expect(page.locator("#download_files_txt2img")).to_contain_text(".zip", timeout=30000)
         browser.close()
+    kept = pngs_under(os.path.join(shared_webui.data_dir, "log", "images"))
+    assert kept and all("Seed: 1234" in infotext(path) for path in kept)
     # one picture saved, named with the folder's next counter and its seed (00000-1234.png in an empty folder)
     saved = new_pngs(outputs, before, "Seed: 1234")
     assert len(saved) == 1, saved

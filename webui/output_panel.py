@@ -5,7 +5,7 @@ import time
 import gradio as gr
 
 from modules.call_queue import time_taken_html
-from webui import job_runner
+from webui import gallery_saving, job_runner
 from webui.toprow import infotext_html
 
 
@@ -19,6 +19,10 @@ class OutputPanel:
             self.send_to_img2img = gr.Button("🖼️ Send to img2img", elem_id=f"{tabname}_send_to_img2img", size="sm")
             self.send_to_inpaint = gr.Button("🎨️ Send to inpaint", elem_id=f"{tabname}_send_to_inpaint", size="sm")
             self.send_to_extras = gr.Button("📐 Send to extras", elem_id=f"{tabname}_send_to_extras", size="sm")
+            self.save_button = gr.Button("💾 Save", elem_id=f"save_{tabname}", size="sm")
+            self.zip_button = gr.Button("🗃️ Zip", elem_id=f"save_zip_{tabname}", size="sm")
+        self.download_files = gr.File(None, file_count="multiple", interactive=False, show_label=False, visible=False,
+                                      elem_id=f"download_files_{tabname}")
         self.infotext = gr.HTML("", elem_id=f"html_info_{tabname}", elem_classes=["infotext-area"])
         self.log = gr.HTML("", elem_id=f"html_log_{tabname}")
         self.generation_info = gr.Textbox(visible=False, elem_id=f"generation_info_{tabname}")
@@ -32,6 +36,7 @@ class OutputPanel:
         self.gallery.select(fn=self.on_select, inputs=[self.generation_info], outputs=[self.selected_index, self.infotext],
                             queue=False, show_progress="hidden")
         self.gallery.change(fn=lambda: None, inputs=[], outputs=[self.selected_index], queue=False, show_progress="hidden")
+        gallery_saving.bind_save_buttons(self)
 
     @staticmethod
     def on_select(generation_info, evt: gr.SelectData):
