@@ -45,3 +45,33 @@ def test_prompt_generate_image_and_infotext(shared_webui):
     saved = new_pngs(outputs, before, "Seed: 1234")
     assert len(saved) == 1, saved
     assert os.path.basename(saved[0]) == f"{next_number_before(saved[0]):05d}-1234.png"
+
+
+def test_upscale_button_redoes_the_selected_image_with_hires_fix_in_its_place(shared_webui):
+    from playwright.sync_api import expect, sync_playwright
+    with sync_playwright() as pw:
+        browser = launch_browser(pw)
+        page = browser.new_page()
+        page.goto(shared_webui.url)
+        use_checkpoint(page, "tiny.safetensors")
+        page.locator("#txt2img_prompt textarea").fill("a blue square")
+        set_number(page, "txt2img_width", 64)
+        set_number(page, "txt2img_height", 64)
+        set_number(page, "txt2img_steps", 2)
+        set_number(page, "txt2img_seed", 500)
+        set_number(page, "txt2img_batch_size", 2)
+        page.locator("#txt2img_generate").click()
+        info = page.locator("#html_info_txt2img")
+        expect(info).to_contain_text("Seed: 500", timeout=120000)
+        thumbnails = page.locator("#txt2img_gallery .thumbnail-item.thumbnail-lg")  # (not the preview's strip)
+        expect(thumbnails).to_have_count(3, timeout=30000)  # the grid, then the two images
+        thumbnails.nth(2).click()
+        expect(info).to_contain_text("Seed: 501", timeout=30000)
+        page.locator("#txt2img_upscale").click()
+        expect(info).to_contain_text("Hires upscale: 2", timeout=120000)
+        assert "Seed: 501" in info.inner_text() and "Size: 64x64" in info.inner_text()
+        expect(thumbnails).to_have_count(3, timeout=30000)  # the upscaled image took the selected one's place
+        sizes = page.evaluate("""() => [...document.querySelectorAll('#txt2img_gallery .thumbnail-lg img')]
+                                       .map(img => img.naturalWidth)""")
+        assert sizes[2] == 128 and sizes[1] == 64, sizes
+        browser.close()

@@ -21,6 +21,9 @@ class OutputPanel:
             self.send_to_extras = gr.Button("📐 Send to extras", elem_id=f"{tabname}_send_to_extras", size="sm")
             self.save_button = gr.Button("💾 Save", elem_id=f"save_{tabname}", size="sm")
             self.zip_button = gr.Button("🗃️ Zip", elem_id=f"save_zip_{tabname}", size="sm")
+            # txt2img's ✨ (webui/txt2img_upscale), wired by its tab
+            self.button_upscale = gr.Button("✨ Upscale", elem_id=f"{tabname}_upscale", size="sm",
+                                            elem_classes=["tool"]) if tabname == "txt2img" else None
         self.download_files = gr.File(None, file_count="multiple", interactive=False, show_label=False, visible=False,
                                       elem_id=f"download_files_{tabname}")
         self.infotext = gr.HTML("", elem_id=f"html_info_{tabname}", elem_classes=["infotext-area"])
@@ -47,15 +50,17 @@ class OutputPanel:
         gallery = [preview] if preview is not None else gr.skip()
         return gallery, progress_html, gr.skip(), gr.skip(), gr.skip()
 
-    def follow(self, job_events):
-        """Gradio updates for job_runner.run_job's events: progress while it runs, then the result with A1111's
-        "Time taken" line (from the press to the result)."""
+    def follow(self, job_events, shown=None):
+        """Gradio updates for job_runner.run_job's events: progress while it runs, then the result (through `shown`,
+        which may make it into what the results should show) with A1111's "Time taken" line (from the press to the
+        result)."""
         began = time.perf_counter()
         for kind, a, b in job_events:
             if kind == "progress":
                 yield self.progress_update(a, b)
             else:
-                yield self.result_update(a, b, time.perf_counter() - began)
+                yield self.result_update(shown(a) if shown is not None and a is not None else a, b,
+                                         time.perf_counter() - began)
 
     def result_update(self, result, error, seconds=None):
         """The finished job's JobResult (or its error) into the gallery, infotext, log and generation info."""

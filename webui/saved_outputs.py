@@ -26,6 +26,5 @@ def create_output_panel(tabname, outdir, toprow=None):
     A1111 names its parts gallery, generation_info, infotext, html_log and button_upscale."""
     panel = OutputPanel(tabname)
     panel.html_log = panel.log
-    panel.button_upscale = None
     panel.outdir = outdir
     return panel

@@ -19,8 +19,9 @@ from modules.shared import opts
 TAB_IDS = {"txt2img": "txt2img", "img2img": "img2img", "extras": "extras", "pnginfo": "pnginfo"}
 
 
-def gallery_image(gallery_value, selected_index, generation_info):
-    """The gallery image the user selected; without a selection the first image that is not the grid."""
+def selected_gallery_index(gallery_value, selected_index, generation_info):
+    """The index of the gallery image the user selected; without a selection the first image that is not the grid;
+    None for an empty gallery."""
     if not gallery_value:
         return None
     index = selected_index
@@ -30,7 +31,13 @@ def gallery_image(gallery_value, selected_index, generation_info):
         except (ValueError, TypeError, AttributeError):
             index = 0
         index = min(max(index, 0), len(gallery_value) - 1)
-    return to_pil(gallery_value[int(index)])
+    return int(index)
+
+
+def gallery_image(gallery_value, selected_index, generation_info):
+    """The gallery image the user selected; without a selection the first image that is not the grid."""
+    index = selected_gallery_index(gallery_value, selected_index, generation_info)
+    return None if index is None else to_pil(gallery_value[index])
 
 
 def to_pil(item):

@@ -1,9 +1,12 @@
 """The txt2img tab: its controls become a txt2img request (A1111's field names), which goes to the job queue like
 an API request; the tab shows the job's progress and result."""
+import dataclasses
+import json
+
 import gradio as gr
 
 from modules import shared
-from webui import extra_networks_ui, generation_controls, job_runner, output_panel
+from webui import extra_networks_ui, generation_controls, job_runner, output_panel, txt2img_upscale
 from webui.toprow import Toprow
 
 
@@ -49,17 +52,36 @@ def _create_tab(ctx):
     names = list(form)
     extras_checkbox = seed.extras
 
-    def generate(gradio_request: gr.Request, *values):
+    def form_values_request(values):
         request = dict(zip(names, values[:len(names)]))
         use_extras = values[len(names)]
         request["script_args"] = list(values[len(names) + 1:])
-        request = generation_controls.form_request(request, use_extras)
+        return generation_controls.form_request(request, use_extras)
+
+    def generate(gradio_request: gr.Request, *values):
+        request = form_values_request(values)
         yield from out.follow(job_runner.run_job(tabname, "txt2img", request, gradio_request=gradio_request))
+
+    def upscale(gradio_request: gr.Request, gallery_value, selected_index, generation_info, *values):
+        try:
+            request, index = txt2img_upscale.upscale_request(form_values_request(values), gallery_value,
+                                                             selected_index, generation_info)
+        except ValueError as e:
+            yield out.result_update(None, e)
+            return
+
+        def shown(result):  # the whole earlier result, with the upscaled image in the selected one's place
+            gallery, info = txt2img_upscale.replaced_results(gallery_value, generation_info, index, result)
+            return dataclasses.replace(result, images=gallery, info=info, infotexts=json.loads(info)["infotexts"],
+                                       index_of_first_image=index)
+        yield from out.follow(job_runner.run_job(tabname, "txt2img", request, gradio_request=gradio_request), shown)
 
     inputs = [form[n] for n in names] + [extras_checkbox] + script_inputs
     # Every press joins the one job queue at once (no Gradio-side limit), so it shows its place in line.
     toprow.submit.click(fn=generate, inputs=inputs, outputs=out.outputs, concurrency_limit=None, show_progress="hidden")
     toprow.prompt.submit(fn=generate, inputs=inputs, outputs=out.outputs, concurrency_limit=None, show_progress="hidden")
+    out.button_upscale.click(fn=upscale, inputs=[out.gallery, out.selected_index, out.generation_info, *inputs],
+                             outputs=out.outputs, concurrency_limit=None, show_progress="hidden")
 
     generation_controls.bind_paste(toprow, out, form, seed, hires, tabname)
     seed.bind_reuse(out.generation_info, out.selected_index)
