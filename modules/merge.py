@@ -285,7 +285,13 @@ def _output_path(output_path, output_dir, custom_name, checkpoint_format, method
         name += ".inpainting"
     if plan.is_instruct_pix2pix:
         name += ".instruct-pix2pix"
-    return os.path.abspath(os.path.join(output_dir or checkpoints_dir(), name + "." + fmt)), fmt
+    folder = os.path.realpath(output_dir or checkpoints_dir())
+    path = os.path.abspath(os.path.join(folder, name + "." + fmt))
+    # a subfolder of the checkpoints folder is fine; a name reaching outside it ("../x", "/x") is not
+    if not os.path.realpath(path).startswith(folder + os.sep):
+        raise MergeError(f"Custom name {custom_name!r} points outside the checkpoints folder {folder}; "
+                         "give a file name (a subfolder inside it is fine).")
+    return path, fmt
 
 
 # ---------------------------------------------------------------------------------------------- command line

@@ -128,6 +128,19 @@ def test_inpainting_a_with_normal_b_merges_first_four_channels(tmp_path):
     assert torch.equal(out[UNET_IN][:, 4:], sa[UNET_IN][:, 4:])
 
 
+def test_a_custom_name_may_name_a_subfolder_but_never_a_place_outside_the_checkpoints_folder(tmp_path):
+    a = write(tmp_path, "a.safetensors", sd1_state_dict(1))
+    b = write(tmp_path, "b.safetensors", sd1_state_dict(2))
+    folder = tmp_path / "Stable-diffusion"
+    (folder / "merges").mkdir(parents=True)
+    result = merge.merge_checkpoints(a, b, multiplier=0.5, output_dir=str(folder), custom_name="merges/mix", add_merge_recipe=False)
+    assert result.filename == str(folder / "merges" / "mix.safetensors")
+    for name in ("../evil", "/tmp/evil", "merges/../../evil"):
+        with pytest.raises(MergeError, match="outside the checkpoints folder"):
+            merge.merge_checkpoints(a, b, multiplier=0.5, output_dir=str(folder), custom_name=name, add_merge_recipe=False)
+    assert not (tmp_path / "evil.safetensors").exists()
+
+
 def test_normal_a_with_inpainting_b_is_refused_with_a1111_message(tmp_path):
     a = write(tmp_path, "a.safetensors", sd1_state_dict(1))
     b = write(tmp_path, "inp.safetensors", sd1_state_dict(2, in_channels=9))
