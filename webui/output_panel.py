@@ -4,8 +4,9 @@ import time
 
 import gradio as gr
 
+from modules import shared
 from modules.call_queue import time_taken_html
-from webui import gallery_saving, job_runner
+from webui import gallery_saving, job_runner, open_folder
 from webui.toprow import infotext_html
 
 
@@ -16,6 +17,8 @@ class OutputPanel:
         self.gallery = gr.Gallery(label="Output", show_label=False, elem_id=f"{tabname}_gallery", columns=4,
                                   preview=True, format="png", interactive=False, height="auto")
         with gr.Row(elem_id=f"{tabname}_output_buttons"):
+            self.open_folder_button = gr.Button("📂", elem_id=f"open_folder_{tabname}", size="sm", min_width=40,
+                                                visible=not shared.cmd_opts.hide_ui_dir_config)
             self.send_to_img2img = gr.Button("🖼️ Send to img2img", elem_id=f"{tabname}_send_to_img2img", size="sm")
             self.send_to_inpaint = gr.Button("🎨️ Send to inpaint", elem_id=f"{tabname}_send_to_inpaint", size="sm")
             self.send_to_extras = gr.Button("📐 Send to extras", elem_id=f"{tabname}_send_to_extras", size="sm")
@@ -40,6 +43,9 @@ class OutputPanel:
                             queue=False, show_progress="hidden")
         self.gallery.change(fn=lambda: None, inputs=[], outputs=[self.selected_index], queue=False, show_progress="hidden")
         gallery_saving.bind_save_buttons(self)
+        self.outdir = None  # (extension tabs: create_output_panel sets theirs)
+        self.open_folder_button.click(fn=lambda: open_folder.open_folder(open_folder.output_folder(self.tabname, self.outdir)),
+                                      inputs=[], outputs=[self.log], queue=False, show_progress="hidden")
 
     @staticmethod
     def on_select(generation_info, evt: gr.SelectData):
