@@ -10,7 +10,7 @@ import re
 import shutil
 
 from tests.checkpoint_factory import make_family_checkpoint, make_tiny_sd1_checkpoint
-from tests.webui_server import WebuiServer, copy_into, pick_option, wait_until_settings_are_current
+from tests.webui_server import WebuiServer, copy_into, pick_option, set_number, wait_until_settings_are_current
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "models", "Stable-diffusion", "demo-shapes.safetensors")
@@ -87,6 +87,17 @@ def use_checkpoint(page, name, timeout=120000):
         return  # the page shows the model the server has now (filled in as the page loads)
     pick_option(page, "setting_sd_model_checkpoint", name)
     expect(page.locator("#sd_checkpoint_status")).to_contain_text(f"Loaded {name}", timeout=timeout)
+
+
+def generate_on_tiny(page, prompt, **numbers):
+    """On an open page: pick the tiny checkpoint, type `prompt`, set the txt2img number fields given (width=64 ->
+    #txt2img_width) and press Generate; returns the infotext locator (wait on it for the result)."""
+    use_checkpoint(page, "tiny.safetensors")
+    page.locator("#txt2img_prompt textarea").fill(prompt)
+    for name, value in numbers.items():
+        set_number(page, f"txt2img_{name}", value)
+    page.locator("#txt2img_generate").click()
+    return page.locator("#html_info_txt2img")
 
 
 def pngs_under(folder):

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from tests.shared_webui import use_checkpoint
+from tests.shared_webui import generate_on_tiny
 from tests.webui_server import chromium_available, launch_browser, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
@@ -26,13 +26,9 @@ def test_drag_a_gallery_image_onto_the_img2img_init_image(shared_webui):
         browser = launch_browser(pw)
         page = browser.new_page()
         page.goto(shared_webui.url)
-        use_checkpoint(page, "tiny.safetensors")
+        info = generate_on_tiny(page, "a red circle", width=64, height=96, steps=2)
         expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^tiny"), timeout=30000)
-        page.locator("#txt2img_prompt textarea").fill("a red circle")
-        for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 96), ("txt2img_steps", 2)):
-            set_number(page, elem_id, value)
-        page.locator("#txt2img_generate").click()
-        page.locator("#html_info_txt2img").get_by_text("Steps: 2").wait_for(timeout=120000)
+        info.get_by_text("Steps: 2").wait_for(timeout=120000)
         src = page.locator("#txt2img_gallery img").first.get_attribute("src")
         assert src
 

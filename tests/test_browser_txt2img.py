@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from tests.shared_webui import infotext, new_pngs, next_number_before, pngs_under, use_checkpoint
-from tests.webui_server import chromium_available, launch_browser, set_number
+from tests.shared_webui import generate_on_tiny, infotext, new_pngs, next_number_before, pngs_under
+from tests.webui_server import chromium_available, launch_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium and playwright")]
 
@@ -18,15 +18,8 @@ def test_prompt_generate_image_and_infotext(shared_webui):
         browser = launch_browser(pw)
         page = browser.new_page()
         page.goto(shared_webui.url)
-        use_checkpoint(page, "tiny.safetensors")
+        info = generate_on_tiny(page, "a red circle", width=64, height=64, steps=4, seed=1234)
         expect(page.locator("#setting_sd_model_checkpoint input")).to_have_value(re.compile(r"^tiny\.safetensors"), timeout=30000)
-        page.locator("#txt2img_prompt textarea").fill("a red circle")
-        set_number(page, "txt2img_width", 64)
-        set_number(page, "txt2img_height", 64)
-        set_number(page, "txt2img_steps", 4)
-        set_number(page, "txt2img_seed", 1234)
-        page.locator("#txt2img_generate").click()
-        info = page.locator("#html_info_txt2img")
         info.get_by_text("Steps: 4").wait_for(timeout=120000)
         text = info.inner_text()
         assert "a red circle" in text
@@ -53,15 +46,7 @@ def test_upscale_button_redoes_the_selected_image_with_hires_fix_in_its_place(sh
         browser = launch_browser(pw)
         page = browser.new_page()
         page.goto(shared_webui.url)
-        use_checkpoint(page, "tiny.safetensors")
-        page.locator("#txt2img_prompt textarea").fill("a blue square")
-        set_number(page, "txt2img_width", 64)
-        set_number(page, "txt2img_height", 64)
-        set_number(page, "txt2img_steps", 2)
-        set_number(page, "txt2img_seed", 500)
-        set_number(page, "txt2img_batch_size", 2)
-        page.locator("#txt2img_generate").click()
-        info = page.locator("#html_info_txt2img")
+        info = generate_on_tiny(page, "a blue square", width=64, height=64, steps=2, seed=500, batch_size=2)
         expect(info).to_contain_text("Seed: 500", timeout=120000)
         thumbnails = page.locator("#txt2img_gallery .thumbnail-item.thumbnail-lg")  # (not the preview's strip)
         expect(thumbnails).to_have_count(3, timeout=30000)  # the grid, then the two images
