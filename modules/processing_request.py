@@ -18,7 +18,7 @@ MAX_BATCH_PIXELS = 64 * 1024 * 1024   # width x height x batch size of one sampl
 MAX_STEPS = 1000
 MAX_BATCH_SIZE = 64
 MAX_N_ITER = 10000
-MAX_JOB_PIXELS = 1024 ** 3            # every image of one job (a UI batch: 100 x 8 at 512x512 is a fifth of it)
+MAX_JOB_PIXELS = 1024 ** 3            # every image of one API answer (see check_answer_size)
 SEED_RANGE = (-2 ** 63, 2 ** 63 - 1)  # what the random generators and the JSON answers hold
 
 # Dataclass init fields that are not request fields (A1111's API_NOT_ALLOWED, less sampler_index: a legacy name).
@@ -178,8 +178,16 @@ def _check_sizes(kind, request):
         if max(target_w, target_h) > MAX_SIDE or target_w * target_h * batch_size > MAX_BATCH_PIXELS:
             raise RequestError("hr_scale", f"the hires fix target {target_w}x{target_h} (x{batch_size}) is too large: "
                                            f"at most {MAX_SIDE} pixels a side and {MAX_BATCH_PIXELS} pixels a pass")
-        width, height = target_w, target_h
-    images = batch_size * request.get("n_iter", 1)
+
+
+def check_answer_size(kind, request):
+    """An API job's images are all held and base64-encoded in one answer: n_iter 10000 at 512x512 (every field within
+    its limits) would hold about 8 GB. The UI, which saves each image as it comes (A1111 refuses none), is not
+    limited."""
+    width, height = request.get("width", 512), request.get("height", 512)
+    if kind == "txt2img" and request.get("enable_hr"):
+        width, height = hires_target(request)
+    images = request.get("batch_size", 1) * request.get("n_iter", 1)
     if width * height * images > MAX_JOB_PIXELS:
         raise RequestError("n_iter", f"{images} images of {width}x{height} (batch_size x n_iter) are more than "
                                      f"{MAX_JOB_PIXELS} pixels in one job, all held and answered at once; "

@@ -259,6 +259,7 @@ def generation_request(kind: str, req) -> tuple[dict, bool, str | None]:
     body["firstpass_image"] = decode_base64_to_image(body["firstpass_image"], "firstpass_image", budget) if body.get("firstpass_image") else None
     check_override_settings(body.get("override_settings") or {})
     request = processing_request.normalize(kind, {**body, "script_args": script_args})
+    processing_request.check_answer_size(kind, request)
     request["is_api"] = True
     return request, send_images, task_id
 
