@@ -101,6 +101,19 @@ def test_apply_settings_reports_changes_and_restart_needs(tmp_path, monkeypatch)
         shared.opts.set("show_warnings", old_show)
 
 
+def test_the_settings_tab_and_quicksettings_refuse_what_would_break_every_later_generation(tmp_path, monkeypatch):
+    # The rule POST /options obeys: a format images cannot be saved in ("exe" typed into the samples format box)
+    # was stored, and every later generation failed when it saved its picture.
+    from webui import quicksettings, tab_settings
+    monkeypatch.setattr(shared, "config_filename", str(tmp_path / "config.json"))
+    old_format = shared.opts.samples_format
+    message = tab_settings.apply_settings(["samples_format"], ["exe"])
+    assert "Could not change: samples_format (must be an image file format" in message
+    assert "Could not set" in quicksettings.apply_quicksetting("samples_format", "exe")
+    assert "Could not set" in quicksettings.apply_quicksetting("jpeg_quality", 500)  # beyond its slider
+    assert shared.opts.samples_format == old_format and shared.opts.jpeg_quality != 500
+
+
 def test_cast_value_reads_infotext_strings():
     assert shared.opts.cast_value("CLIP_stop_at_last_layers", "2") == 2
     assert shared.opts.cast_value("tiling", "True") is True

@@ -5,7 +5,7 @@ import html
 
 import gradio as gr
 
-from modules import errors, shared
+from modules import errors, settings_guard, shared
 from webui import page_assets
 
 
@@ -97,7 +97,7 @@ def apply_quicksetting(key, value):
         value = int(value)
     if value == old:
         return ""
-    problem = tab_settings.invalid_choice(info, value, old)
+    problem = settings_guard.value_problem(key, info, value, old)
     if problem:
         return f"<span class='error'>Could not set {html.escape(info.label or key)}: {html.escape(problem)}.</span>"
     if not opts.set(key, value):

@@ -5,6 +5,7 @@ import json
 import gradio as gr
 
 from modules import errors, settings_guard, shared
+from modules.settings_guard import as_list, choice_values, component_args
 from modules.shared import opts
 from webui import page_assets
 
@@ -24,18 +25,11 @@ def resolve_component(info):
     return gr.Textbox
 
 
-component_args = settings_guard.component_args
-
-
 def frozen(key, info):
     return settings_guard.frozen(key, info)
 
 
 CHOICE_COMPONENTS = (gr.Dropdown, gr.Radio, gr.CheckboxGroup)
-
-
-choice_values = settings_guard.choice_values
-as_list = settings_guard.as_list
 
 
 def offer_current_values(args, value):
@@ -45,9 +39,6 @@ def offer_current_values(args, value):
     known = choice_values(choices)
     choices += [v for v in as_list(value) if v not in known]
     args["choices"] = choices
-
-
-invalid_choice = settings_guard.invalid_choice
 
 
 def shown_value(cls, multiselect, value):
@@ -126,7 +117,7 @@ def apply_settings(keys, values):
             value = int(value)
         if value == old:
             continue
-        problem = invalid_choice(info, value, old)
+        problem = settings_guard.value_problem(key, info, value, old)  # the rule POST /options obeys too
         if problem:
             failed.append(f"{key} ({problem})")
         elif opts.set(key, value):
