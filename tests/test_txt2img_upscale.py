@@ -20,11 +20,12 @@ def test_the_selected_image_is_upscaled_with_its_seed_and_takes_its_place(tiny_m
     params = infotext_utils.parse_generation_parameters(upscaled.infotexts[0])
     assert int(params["Seed"]) == 11 and float(params["Hires upscale"]) == 2.0
 
-    images, info = txt2img_upscale.replaced_results(gallery, first.info, index, upscaled)
-    assert [image.size for image in images] == [(64, 64), (128, 128)]
-    assert images[0] is first.images[0]
-    infotexts = json.loads(info)["infotexts"]
-    assert infotexts[0] == first.infotexts[0] and infotexts[1] == upscaled.infotexts[0]
+    shown = txt2img_upscale.shown_in_place(gallery, first.info, index, upscaled)
+    assert [image.size for image in shown.images] == [(64, 64), (128, 128)]
+    assert shown.images[0] is first.images[0]
+    infotexts = json.loads(shown.info)["infotexts"]
+    assert infotexts == shown.infotexts and infotexts[0] == first.infotexts[0] and infotexts[1] == upscaled.infotexts[0]
+    assert shown.infotexts[shown.index_of_first_image] == upscaled.infotexts[0]  # the infotext shown is the new one
 
 
 def test_upscale_without_a_result_says_so():

@@ -1,8 +1,5 @@
 """The txt2img tab: its controls become a txt2img request (A1111's field names), which goes to the job queue like
 an API request; the tab shows the job's progress and result."""
-import dataclasses
-import json
-
 import gradio as gr
 
 from modules import shared
@@ -69,12 +66,8 @@ def _create_tab(ctx):
         except ValueError as e:
             yield out.result_update(None, e)
             return
-
-        def shown(result):  # the whole earlier result, with the upscaled image in the selected one's place
-            gallery, info = txt2img_upscale.replaced_results(gallery_value, generation_info, index, result)
-            return dataclasses.replace(result, images=gallery, info=info, infotexts=json.loads(info)["infotexts"],
-                                       index_of_first_image=index)
-        yield from out.follow(job_runner.run_job(tabname, "txt2img", request, gradio_request=gradio_request), shown)
+        yield from out.follow(job_runner.run_job(tabname, "txt2img", request, gradio_request=gradio_request),
+                              lambda result: txt2img_upscale.shown_in_place(gallery_value, generation_info, index, result))
 
     inputs = [form[n] for n in names] + [extras_checkbox] + script_inputs
     # Every press joins the one job queue at once (no Gradio-side limit), so it shows its place in line.

@@ -1,6 +1,7 @@
 """txt2img's ✨ (A1111's txt2img_upscale): "Create an upscaled version of the current image using hires fix
 settings": only the hires pass runs, on the selected gallery image, with that image's seed and variation seed read
 from its infotext, batch 1; the upscaled image and its infotext take the selected one's place in the results."""
+import dataclasses
 import json
 
 from modules import infotext_utils
@@ -25,16 +26,18 @@ def upscale_request(request, gallery_value, selected_index, generation_info):
     return upscale, index
 
 
-def replaced_results(gallery_value, generation_info, index, result):
-    """(gallery, generation info JSON) with image `index` and its infotext replaced by the upscaled job's."""
-    gallery = [item[0] if isinstance(item, (tuple, list)) else item for item in gallery_value]
-    gallery[index:index + 1] = result.images[result.index_of_first_image:] or result.images
+def shown_in_place(gallery_value, generation_info, index, result):
+    """The JobResult the results column shows: the earlier result with image `index` and its infotext replaced by
+    the upscaled job's (its infotext shown)."""
+    images = [item[0] if isinstance(item, (tuple, list)) else item for item in gallery_value]
+    images[index:index + 1] = result.images[result.index_of_first_image:] or result.images
     info = _job_info(generation_info)
     infotexts = list(info.get("infotexts") or [])
     if index < len(infotexts):
         infotexts[index:index + 1] = result.infotexts[result.index_of_first_image:] or result.infotexts
     info["infotexts"] = infotexts
-    return gallery, json.dumps(info)
+    return dataclasses.replace(result, images=images, info=json.dumps(info), infotexts=infotexts,
+                               index_of_first_image=index)
 
 
 def _job_info(generation_info):
